@@ -1,0 +1,141 @@
+/**
+ * The contract between the backend-agnostic core and a store. A backend does one thing per call
+ * against its store and reports the outcome; retrying, deadlines, renewal, local expiry and events
+ * belong to the core, once.
+ *
+ * Expected outcomes (held by someone else, not the owner) are discriminated unions. Only
+ * infrastructure failures throw, as a `LockError` (`BackendUnavailableError` when retrying may help).
+ *
+ * Keys reach the backend already prefixed by the lock manager; a backend may add its own namespace.
+ */
+
+/** What a backend can do beyond the required calls. The core and the conformance suite read these. */
+export interface BackendCapabilities {
+  /** Fences come from the store and strictly increase for every new holder of a key. */
+  readonly fencing: boolean;
+  /** The backend implements {@link LockBackend.watch}: waiters are woken by the store. */
+  readonly notify: boolean;
+  /** Waiters are served in arrival order (the backend implements {@link LockBackend.acquire}). */
+  readonly fifo: boolean;
+  /** Locks are visible to other processes (false only for in-process stores). */
+  readonly crossProcess: boolean;
+}
+
+/** A request to take `key` for `ttlMs` under `token`. */
+export interface AcquireRequest {
+  readonly key: string;
+  readonly token: string;
+  readonly ttlMs: number;
+}
+
+/** Identifies one holding of a key: the token proves ownership. */
+export interface LeaseRef {
+  readonly key: string;
+  readonly token: string;
+}
+
+/** Per-call options every backend call accepts. */
+export interface OperationOptions {
+  /** Abort the call; the backend rejects with `signal.reason` and leaves nothing behind. */
+  readonly signal?: AbortSignal;
+}
+
+/** Outcome of an acquire attempt. */
+export type AcquireResult =
+  | {
+      readonly acquired: true;
+      /** Fencing token: strictly greater than every fence previously issued for this key. */
+      readonly fence: bigint;
+      /**
+       * How long the lease is valid for, measured from `startedAt`. Defaults to the requested
+       * `ttlMs`; a quorum backend returns less (the time its vote took eats into validity).
+       */
+      readonly validityMs?: number;
+      /**
+       * A local `Date.now()` no later than the moment the store started the lease's TTL. Defaults
+       * to the time the core sent the request. A backend that hands a lock to a queued waiter
+       * (long after the request was sent) must set this to the send time of a request that was
+       * in flight when the store granted the lease, so that the local deadline stays early.
+       */
+      readonly startedAt?: number;
+    }
+  | {
+      readonly acquired: false;
+      /** Milliseconds until the current holding expires, when the store knows it. */
+      readonly retryAfterMs?: number;
+    };
+
+/** Outcome of an extend: `extended`, or the lease is no longer this token's. */
+export type ExtendResult =
+  | { readonly extended: true; readonly validityMs?: number }
+  | { readonly extended: false; readonly reason: 'expired' | 'not-owner' };
+
+/**
+ * Outcome of a release:
+ * - `released`: this token held the key and no longer does;
+ * - `expired`: nobody holds the key (the lease had already expired or was released);
+ * - `not-owner`: another token holds the key now.
+ */
+export type ReleaseOutcome = 'released' | 'expired' | 'not-owner';
+
+/** What the store knows about the current holder of a key. */
+export interface LockInfo {
+  readonly key: string;
+  readonly token: string;
+  readonly fence: bigint;
+  /** Milliseconds until the holding expires unless extended; `null` when the store cannot tell. */
+  readonly remainingMs: number | null;
+  /** Number of queued waiters, where the store keeps a queue. */
+  readonly waiters?: number;
+}
+
+/** Stops a {@link LockBackend.watch} subscription. */
+export type Unwatch = () => void | Promise<void>;
+
+/**
+ * A store that holds locks. Implement this to add a backend, then run the conformance suite from
+ * `distlock/testing` against it.
+ */
+export interface LockBackend {
+  /** Short name for messages and events, e.g. `redis`. Never contains credentials. */
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+
+  /** One attempt: take the key if free (or expired), never wait, never queue. */
+  tryAcquire(request: AcquireRequest, options?: OperationOptions): Promise<AcquireResult>;
+
+  /**
+   * Optional server-side queue: wait in line until the key is granted to this request. Resolves
+   * with an acquired result, or rejects with `options.signal.reason` once the signal aborts, after
+   * removing the request from the queue (nothing may be left held or queued). Backends with a
+   * FIFO queue (etcd revisions, handoff on release) implement this; the core then does not poll.
+   */
+  acquire?(
+    request: AcquireRequest,
+    options: OperationOptions & { readonly signal: AbortSignal },
+  ): Promise<AcquireResult & { readonly acquired: true }>;
+
+  /** Reset the lease's TTL to `ttlMs` from now, only if `lease.token` still holds the key. */
+  extend(lease: LeaseRef, ttlMs: number, options?: OperationOptions): Promise<ExtendResult>;
+
+  /** Release the key only if `lease.token` holds it. */
+  release(lease: LeaseRef, options?: OperationOptions): Promise<ReleaseOutcome>;
+
+  /** The current holder of `key`, or `null` when free. */
+  inspect(key: string, options?: OperationOptions): Promise<LockInfo | null>;
+
+  /**
+   * Optional: call `onChange` (soon) after the key may have become free: a release, a handoff or
+   * an expiry the store announces. Missed notifications are allowed; the core also polls.
+   */
+  watch?(key: string, onChange: () => void, options?: OperationOptions): Promise<Unwatch>;
+
+  /** Optional, for operators: current holders whose key starts with `prefix`. */
+  list?(prefix: string, options?: OperationOptions): Promise<LockInfo[]>;
+
+  /** Optional, for operators: remove the key whoever holds it. True if something was removed. */
+  forceRelease?(key: string, options?: OperationOptions): Promise<boolean>;
+
+  /** Free connections the backend opened itself (a client passed in by the user stays open). */
+  close(): Promise<void>;
+}
