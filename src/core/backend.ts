@@ -58,6 +58,12 @@ export type AcquireResult =
        * in flight when the store granted the lease, so that the local deadline stays early.
        */
       readonly startedAt?: number;
+      /**
+       * Optional: a signal the backend aborts when it knows the holding is gone before its TTL —
+       * e.g. an etcd session whose keep-alives failed, aborted at the session's *local* deadline.
+       * The core then marks the lease lost (reason `unreachable`, or the signal's LockLostError).
+       */
+      readonly lost?: AbortSignal;
     }
   | {
       readonly acquired: false;

@@ -6,7 +6,13 @@
 
 /** All error codes, one per subclass. */
 export type LockErrorCode =
-  'INVALID_ARGUMENT' | 'TIMEOUT' | 'LOCK_LOST' | 'UNAVAILABLE' | 'BACKEND' | 'CLOSED';
+  | 'INVALID_ARGUMENT'
+  | 'TIMEOUT'
+  | 'LOCK_LOST'
+  | 'UNAVAILABLE'
+  | 'BACKEND'
+  | 'UNSUPPORTED'
+  | 'CLOSED';
 
 /** Base class of every error distlock throws. */
 export class LockError extends Error {
@@ -93,6 +99,15 @@ export class BackendError extends LockError {
 
   constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
     super('BACKEND', message, options);
+  }
+}
+
+/** The backend cannot do what was asked (e.g. `list` on a store that cannot enumerate locks). */
+export class UnsupportedError extends LockError {
+  declare readonly code: 'UNSUPPORTED';
+
+  constructor(message: string) {
+    super('UNSUPPORTED', message);
   }
 }
 

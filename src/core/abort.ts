@@ -1,0 +1,70 @@
+/**
+ * Abort helpers: every wait in distlock is cancellable and leaves no timer or listener behind.
+ */
+
+/** Throw the signal's reason if it is already aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason;
+}
+
+/**
+ * Resolve after `ms`, or early when `wake` is called; reject with `signal.reason` on abort.
+ * The timer is unref'd so a pending wait never keeps the process alive by itself.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    timer.unref?.();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A signal that aborts when `parent` aborts or when `ms` elapse, with `timeoutReason()` then. */
+export interface Deadline {
+  readonly signal: AbortSignal;
+  /** True if the deadline (not the parent) caused the abort. */
+  readonly expired: boolean;
+  /** Remove the timer and the listener on the parent. Always call it, in `finally`. */
+  dispose(): void;
+}
+
+export function deadline(
+  ms: number,
+  parent: AbortSignal | undefined,
+  timeoutReason: () => unknown,
+): Deadline {
+  const controller = new AbortController();
+  let expired = false;
+  const onParentAbort = () => controller.abort(parent?.reason);
+  if (parent?.aborted) controller.abort(parent.reason);
+  else parent?.addEventListener('abort', onParentAbort, { once: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (Number.isFinite(ms) && !controller.signal.aborted) {
+    timer = setTimeout(() => {
+      expired = true;
+      controller.abort(timeoutReason());
+    }, ms);
+    timer.unref?.();
+  }
+  return {
+    signal: controller.signal,
+    get expired() {
+      return expired;
+    },
+    dispose() {
+      if (timer) clearTimeout(timer);
+      parent?.removeEventListener('abort', onParentAbort);
+    },
+  };
+}

@@ -1,0 +1,200 @@
+/**
+ * A held lock. The lease keeps a local deadline computed from the time the acquire (or extend)
+ * request was *sent*, less a drift margin, so `signal` fires before any other client can take the
+ * lock — even when the store is unreachable.
+ */
+import type { LeaseRef, LockBackend, ReleaseOutcome } from './backend.js';
+import { LockLostError, type LockLostReason } from './errors.js';
+import { emitSafely, type LockEventHandler } from './events.js';
+import { driftMs, validateTtl } from './options.js';
+
+/** What a lease needs from the manager that created it. */
+export interface LeaseContext {
+  readonly backend: LockBackend;
+  /** The key as the backend sees it (with the manager's prefix). */
+  readonly backendKey: string;
+  readonly defaultTtlMs: number;
+  readonly driftFactor: number;
+  readonly onEvent: LockEventHandler | undefined;
+  /** Called once when the lease stops being held (released or lost). */
+  readonly onSettled: (lease: Lease) => void;
+}
+
+/** Local deadline: when the request was sent, plus the validity, less the drift margin. */
+export function localDeadline(
+  sentAt: number,
+  validityMs: number,
+  ttlMs: number,
+  driftFactor: number,
+): number {
+  return sentAt + validityMs - driftMs(ttlMs, driftFactor);
+}
+
+/**
+ * A lease on a key, returned by `acquire`, `tryAcquire` and handed to `withLock`'s function.
+ *
+ * @example
+ * ```ts
+ * await using lease = await locks.acquire('order:42');
+ * await db.update(order, { fence: lease.fence });   // the store rejects lower fences
+ * ```
+ */
+export class Lease implements AsyncDisposable {
+  /** The key as passed to `acquire`. */
+  readonly key: string;
+  /** Proves ownership; `release` and `extend` are refused for any other token. */
+  readonly token: string;
+  /**
+   * Fencing token: strictly greater for every new holder of this key. Pass it to the protected
+   * resource, which should reject writes carrying a fence lower than one it has seen.
+   */
+  readonly fence: bigint;
+
+  readonly #context: LeaseContext;
+  readonly #controller = new AbortController();
+  readonly #acquiredAt = Date.now();
+  #expiresAt: number;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #settled = false;
+
+  /** @internal Leases are created by the lock manager. */
+  constructor(
+    context: LeaseContext,
+    fields: { key: string; token: string; fence: bigint; expiresAt: number },
+  ) {
+    this.#context = context;
+    this.key = fields.key;
+    this.token = fields.token;
+    this.fence = fields.fence;
+    this.#expiresAt = fields.expiresAt;
+    this.#armExpiry();
+  }
+
+  /** Local deadline (epoch ms): the lease counts as lost from then on unless extended first. */
+  get expiresAt(): number {
+    return this.#expiresAt;
+  }
+
+  /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or expires. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** True once the lease has been lost (expired or taken), not when it was released. */
+  get lost(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  /**
+   * Reset the lease's TTL to `ttlMs` from now.
+   * @param ttlMs New time-to-live. @default the manager's `ttlMs`
+   * @throws LockLostError if the lease is no longer held (and `signal` aborts);
+   *   BackendUnavailableError (retryable) if the store could not be reached.
+   */
+  async extend(ttlMs: number = this.#context.defaultTtlMs): Promise<void> {
+    validateTtl(ttlMs);
+    this.#throwIfLost();
+    const sentAt = Date.now();
+    const result = await this.#context.backend.extend(this.#ref(), ttlMs);
+    if (!result.extended) {
+      const error = new LockLostError(
+        this.key,
+        result.reason === 'expired' ? 'expired' : 'not-owner',
+      );
+      this.markLost(error);
+      throw error;
+    }
+    if (this.lost) {
+      // The local deadline passed while the extend was in flight: the caller was already told the
+      // lease is gone, so give the store's copy back rather than hold a zombie.
+      this.#context.backend.release(this.#ref()).catch(() => undefined);
+      this.#throwIfLost();
+    }
+    this.#expiresAt = localDeadline(
+      sentAt,
+      result.validityMs ?? ttlMs,
+      ttlMs,
+      this.#context.driftFactor,
+    );
+    this.#armExpiry();
+    emitSafely(this.#context.onEvent, {
+      type: 'extended',
+      key: this.key,
+      backend: this.#context.backend.name,
+      token: this.token,
+      expiresAt: this.#expiresAt,
+    });
+  }
+
+  /**
+   * Give the lock back. Never throws for expected outcomes: `released`, `expired` (nobody held it
+   * any more) or `not-owner` (someone else holds it now). Safe to call twice.
+   * @throws BackendUnavailableError (retryable) if the store could not be reached.
+   */
+  async release(): Promise<ReleaseOutcome> {
+    this.#disarmExpiry();
+    const outcome = await this.#context.backend.release(this.#ref());
+    const firstRelease = !this.#settled;
+    this.#settle();
+    emitSafely(this.#context.onEvent, {
+      type: 'released',
+      key: this.key,
+      backend: this.#context.backend.name,
+      token: this.token,
+      outcome,
+      ...(firstRelease ? { heldMs: Date.now() - this.#acquiredAt } : {}),
+    });
+    return outcome;
+  }
+
+  /** `await using lease = await locks.acquire(key)` releases the lease at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.release();
+  }
+
+  /** @internal Mark the lease lost (once): abort the signal and emit `lost`. */
+  markLost(error: LockLostError): void {
+    this.#disarmExpiry();
+    if (this.lost || this.#settled) return;
+    this.#controller.abort(error);
+    this.#settle();
+    emitSafely(this.#context.onEvent, {
+      type: 'lost',
+      key: this.key,
+      backend: this.#context.backend.name,
+      token: this.token,
+      error,
+    });
+  }
+
+  #ref(): LeaseRef {
+    return { key: this.#context.backendKey, token: this.token };
+  }
+
+  #throwIfLost(): void {
+    if (this.lost) throw this.signal.reason;
+    if (this.#settled) throw new LockLostError(this.key, 'not-owner');
+  }
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#context.onSettled(this);
+  }
+
+  #armExpiry(): void {
+    this.#disarmExpiry();
+    const delay = Math.max(0, this.#expiresAt - Date.now());
+    this.#timer = setTimeout(() => this.#expire('expired'), delay);
+    this.#timer.unref?.();
+  }
+
+  #disarmExpiry(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #expire(reason: LockLostReason): void {
+    this.markLost(new LockLostError(this.key, reason));
+  }
+}
