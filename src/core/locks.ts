@@ -146,6 +146,10 @@ export class LockManager {
 
   /**
    * Take the lock on `key`, waiting up to `waitMs` for its holder to release it.
+   *
+   * A store that cannot be reached at the first attempt fails the call at once (a down store is
+   * not a held lock); once the wait has begun, transient store errors are retried until the
+   * deadline, and the last one becomes the timeout's `cause`.
    * @throws LockTimeoutError when the wait deadline passes; the signal's reason on abort;
    *   InvalidArgumentError for bad input; BackendUnavailableError / BackendError from the store.
    */
