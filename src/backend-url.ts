@@ -1,0 +1,241 @@
+/**
+ * Opening a backend from a URL (what the `distlock` command and `DISTLOCK_URL` use), redacting
+ * secrets out of URLs and text, and parsing human durations such as `30s`.
+ *
+ * Each backend module is loaded with a dynamic `import()` only when its scheme is asked for, so the
+ * core never loads a client library (ioredis, etcd3) that the caller does not use.
+ */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LockBackend } from './core/backend.js';
+import { InvalidArgumentError } from './core/errors.js';
+
+/** Options of {@link openBackend}. */
+export interface OpenBackendOptions {
+  /**
+   * Directory used when no URL is given (or the URL is `file:` without a path).
+   * @default `join(os.tmpdir(), 'distlock')`
+   */
+  readonly defaultDir?: string;
+}
+
+/** The directory the files backend uses when no URL is given: `<os temp dir>/distlock`. */
+export function defaultLockDir(): string {
+  return join(tmpdir(), 'distlock');
+}
+
+/** URL schemes that are planned but whose backend does not exist yet. */
+const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
+  redlock: 'redlock (several independent Redis nodes)',
+  postgres: 'PostgreSQL',
+  postgresql: 'PostgreSQL',
+  azblob: 'Azure Blob Storage',
+});
+
+const SUPPORTED_FORMS =
+  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…]';
+
+/**
+ * Open the backend a URL names. Supported forms:
+ * - `file:///var/lock/myapp` — lock files in a directory (processes on one host); the default,
+ *   under the OS temp dir, when `url` is empty or undefined;
+ * - `memory:` — in this process only (for trying things out);
+ * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
+ * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints.
+ *
+ * `redlock://`, `postgres://`, `azblob://` and Azure connection strings are recognised but not
+ * available yet. Every error names the URL with its password replaced by `***`.
+ *
+ * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
+ *   backend that is not available yet.
+ * @example
+ * ```ts
+ * const backend = await openBackend(process.env.DISTLOCK_URL ?? 'file:///tmp/locks');
+ * const locks = createLocks({ backend });
+ * ```
+ */
+export async function openBackend(
+  url: string | undefined,
+  options: OpenBackendOptions = {},
+): Promise<LockBackend> {
+  const text = (url ?? '').trim();
+  if (text === '') return openFiles(options.defaultDir ?? defaultLockDir());
+
+  if (isAzureConnectionString(text)) {
+    throw new InvalidArgumentError(
+      'url',
+      `Azure Blob Storage is not available yet (${redactUrl(text)}); supported: ${SUPPORTED_FORMS}`,
+    );
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" is not a backend URL; supported: ${SUPPORTED_FORMS}`,
+    );
+  }
+
+  switch (scheme) {
+    case 'file':
+      return openFiles(fileUrlToDir(text, options.defaultDir ?? defaultLockDir()));
+    case 'memory': {
+      const { memoryBackend } = await import('./backends/memory/index.js');
+      return memoryBackend();
+    }
+    case 'redis':
+    case 'rediss': {
+      requireHost(text);
+      const { redisBackend } = await importBackend<{
+        redisBackend(options: { url: string }): LockBackend;
+      }>('./backends/redis/index.js');
+      return redisBackend({ url: text });
+    }
+    case 'etcd': {
+      requireHost(text);
+      const { etcdBackend } = await importBackend<{
+        etcdBackend(options: { url: string }): LockBackend;
+      }>('./backends/etcd/index.js');
+      return etcdBackend({ url: text });
+    }
+    default: {
+      const planned = PLANNED_SCHEMES[scheme];
+      if (planned !== undefined) {
+        throw new InvalidArgumentError(
+          'url',
+          `the ${planned} backend is not available yet (${redactUrl(text)}); supported: ${SUPPORTED_FORMS}`,
+        );
+      }
+      throw new InvalidArgumentError(
+        'url',
+        `unknown backend "${scheme}:" in "${redactUrl(text)}"; supported: ${SUPPORTED_FORMS}`,
+      );
+    }
+  }
+}
+
+// TODO(cli): import these literally once the files/redis/etcd backends have landed.
+async function importBackend<T>(specifier: string): Promise<T> {
+  return (await import(specifier)) as T;
+}
+
+async function openFiles(dir: string): Promise<LockBackend> {
+  const { filesBackend } = await importBackend<{
+    filesBackend(options: { dir: string }): LockBackend;
+  }>('./backends/files/index.js');
+  return filesBackend({ dir });
+}
+
+/** `file:///abs/path` → `/abs/path`; `file:` alone → the default directory. */
+function fileUrlToDir(text: string, defaultDir: string): string {
+  if (/^file:(\/\/)?$/i.test(text)) return defaultDir;
+  if (!/^file:\/\//i.test(text)) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" is not a file URL; write file:///absolute/path/to/dir`,
+    );
+  }
+  try {
+    return fileURLToPath(text);
+  } catch (error) {
+    // fileURLToPath rejects a host other than localhost ("file://var/lock" is host "var").
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" is not a usable file URL (${(error as Error).message}); write file:///absolute/path`,
+    );
+  }
+}
+
+/** `scheme://` followed by at least a host; the backend itself validates the rest. */
+function requireHost(text: string): void {
+  const match = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(text);
+  if (match === null) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" names no host (scheme://host:port)`,
+    );
+  }
+  for (const endpoint of (match[1] ?? '').split(',')) {
+    // host, host:port or [v6]:port, with a numeric port if any.
+    if (!/^(?:\[[0-9a-f:.]+\]|[^:[\]\s]+)(?::\d{1,5})?$/i.test(endpoint)) {
+      throw new InvalidArgumentError(
+        'url',
+        `"${redactUrl(text)}" has a malformed host "${redactUrl(endpoint)}" (expected host:port)`,
+      );
+    }
+  }
+}
+
+function isAzureConnectionString(text: string): boolean {
+  return /(^|;)\s*(DefaultEndpointsProtocol|AccountKey|UseDevelopmentStorage)=/i.test(text);
+}
+
+/**
+ * Replace every secret in `text` with `***`: the password of any `scheme://user:password@host`
+ * URL in it, Azure `AccountKey=`/`SharedAccessSignature=` values, and `password=`/`sig=` query
+ * parameters. Safe to apply to whole messages.
+ *
+ * @example
+ * ```ts
+ * redactSecrets('cannot reach redis://app:hunter2@db:6379'); // 'cannot reach redis://app:***@db:6379'
+ * ```
+ */
+export function redactSecrets(text: string): string {
+  return (
+    text
+      // The password runs to the last '@' of the token, as URL parsers read it.
+      .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s'"`@/:]*):[^\s'"`]*@/gi, '$1:***@')
+      .replace(/((?:^|[;\s'"`])(?:AccountKey|SharedAccessSignature)=)[^;\s'"`]*/gi, '$1***')
+      .replace(
+        /([?&](?:password|pass|pwd|secret|token|sig|access_key|accountkey)=)[^&#\s'"`]*/gi,
+        '$1***',
+      )
+  );
+}
+
+/**
+ * A backend URL (or Azure connection string) fit to show: its password replaced by `***`.
+ *
+ * @example
+ * ```ts
+ * redactUrl('rediss://default:s3cret@cache:6380/0'); // 'rediss://default:***@cache:6380/0'
+ * ```
+ */
+export function redactUrl(url: string): string {
+  return redactSecrets(url);
+}
+
+const DURATION_UNITS_MS: Readonly<Record<string, number>> = Object.freeze({
+  ms: 1,
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+});
+
+/**
+ * Parse a human duration into whole milliseconds: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a plain
+ * number of milliseconds (`2500`). Rounds to the nearest millisecond.
+ *
+ * @param option the option name to blame in the error, e.g. `--ttl`.
+ * @throws {InvalidArgumentError} for anything else (negative, empty, unknown unit, too large).
+ * @example
+ * ```ts
+ * parseDuration('30s'); // 30000
+ * ```
+ */
+export function parseDuration(text: string, option = 'duration'): number {
+  const match = /^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$/i.exec(text);
+  if (match === null) {
+    throw new InvalidArgumentError(
+      option,
+      `"${text}" is not a duration; use e.g. 500ms, 30s, 5m, 1h or a number of milliseconds`,
+    );
+  }
+  const unit = (match[2] ?? 'ms').toLowerCase();
+  const ms = Math.round(Number(match[1]) * (DURATION_UNITS_MS[unit] ?? 1));
+  if (!Number.isSafeInteger(ms) || ms > 2_147_483_647) {
+    // Node timers cannot wait longer than 2^31-1 ms (about 24.8 days).
+    throw new InvalidArgumentError(option, `"${text}" is too long (at most 24 days)`);
+  }
+  return ms;
+}

@@ -1,0 +1,93 @@
+/**
+ * Everything the command prints: one-line errors on stderr (secrets redacted), and lock
+ * descriptions as human text or JSON on stdout.
+ */
+import { redactSecrets } from '../backend-url.js';
+import type { LockInfo } from '../core/backend.js';
+
+/** How many characters of a holder's token are shown; enough to tell holders apart. */
+export const TOKEN_PREFIX_LENGTH = 8;
+
+/** Write one line to stderr, prefixed with `distlock:`, with any secret redacted. */
+export function printError(message: string): void {
+  process.stderr.write(`distlock: ${redactSecrets(message).replace(/\s*\n\s*/g, ' ')}\n`);
+}
+
+/** A lock as `status --json` and `list --json` print it. */
+export interface LockJson {
+  readonly key: string;
+  readonly held: boolean;
+  /** The first characters of the holder's token (the full token would let anyone release it). */
+  readonly tokenPrefix?: string;
+  /** The holder's fencing token, as a decimal string (it may exceed JSON's safe integers). */
+  readonly fence?: string;
+  /** Milliseconds until the lease expires unless renewed; `null` when the store cannot tell. */
+  readonly remainingMs?: number | null;
+  /** Queued waiters, where the store keeps a queue. */
+  readonly waiters?: number;
+}
+
+/** The JSON form of a lock; `info === null` means the key is free. */
+export function lockToJson(key: string, info: LockInfo | null): LockJson {
+  if (info === null) return { key, held: false };
+  return {
+    key: info.key,
+    held: true,
+    tokenPrefix: info.token.slice(0, TOKEN_PREFIX_LENGTH),
+    fence: info.fence.toString(),
+    remainingMs: info.remainingMs,
+    ...(info.waiters === undefined ? {} : { waiters: info.waiters }),
+  };
+}
+
+/** `1.2s`, `45s`, `3m05s`, `2h10m`: a time left, short enough for a table. */
+export function formatRemaining(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return 'unknown';
+  if (ms < 0) return 'expired';
+  if (ms < 10_000) return `${(ms / 1000).toFixed(1)}s`;
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes}m${String(seconds % 60).padStart(2, '0')}s`;
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, '0')}m`;
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+export function formatTable(rows: readonly (readonly string[])[]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => {
+      widths[i] = Math.max(widths[i] ?? 0, cell.length);
+    });
+  }
+  return rows
+    .map((row) =>
+      row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  '),
+    )
+    .join('\n');
+}
+
+/** Table rows (with a header) for `list` and `status`. */
+export function lockRows(locks: readonly LockJson[]): string[][] {
+  const rows = [['KEY', 'TOKEN', 'FENCE', 'TIME LEFT']];
+  for (const lock of locks) {
+    rows.push(
+      lock.held
+        ? [
+            lock.key,
+            `${lock.tokenPrefix ?? ''}…`,
+            lock.fence ?? '',
+            formatRemaining(lock.remainingMs) + (lock.waiters ? ` (${lock.waiters} waiting)` : ''),
+          ]
+        : [lock.key, '-', '-', 'free'],
+    );
+  }
+  return rows;
+}
+
+/** Print `value` as JSON on stdout (bigints as decimal strings). */
+export function printJson(value: unknown): void {
+  process.stdout.write(
+    `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`,
+  );
+}

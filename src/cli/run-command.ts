@@ -1,0 +1,247 @@
+/**
+ * `distlock run KEY -- CMD ARGS…`: run a command while holding a lock.
+ *
+ * The rule that keeps two commands from overlapping when the lock is lost: the lease's local
+ * deadline (`lease.expiresAt`) is computed from the time the acquire/extend request was *sent*,
+ * less a clock-drift margin, so it passes before the store lets anyone else take the key. distlock
+ * renews every ttl/3; if the lease gets within `grace` of its local deadline without a successful
+ * renewal, the command gets SIGTERM, and SIGKILL at the local deadline itself. So the command is
+ * dead before another holder can exist. When the store says the lock is gone early (broken with
+ * `release --force`, or taken after an expiry the store saw first) another holder may already
+ * exist; the command then gets SIGTERM at once and SIGKILL `grace` later at the latest.
+ */
+import { constants } from 'node:os';
+import type { LockInfo } from '../core/backend.js';
+import { LockLostError } from '../core/errors.js';
+import type { Lease, LockManager } from '../index.js';
+import { CliError, describeError, UsageError } from './cli-error.js';
+import { ExitCode } from './exit-codes.js';
+import { openLocks } from './open-locks.js';
+import { formatRemaining, printError, TOKEN_PREFIX_LENGTH } from './output.js';
+import { exitCodeOf, SupervisedChild } from './supervised-child.js';
+
+/** Default SIGTERM→SIGKILL grace, capped at a quarter of the TTL. */
+export const DEFAULT_GRACE_MS = 2_000;
+
+/** Signals distlock forwards to the command (or that cancel the wait before it starts). */
+const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Options of {@link runUnderLock}, already parsed. */
+export interface RunOptions {
+  readonly key: string;
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly ttlMs: number;
+  /** 0 tries once; `Infinity` waits without a deadline. */
+  readonly waitMs: number;
+  /** Time between SIGTERM and SIGKILL; undefined picks the default for the TTL. */
+  readonly graceMs: number | undefined;
+  readonly backendUrl: string | undefined;
+  readonly foreground: boolean;
+  readonly verbose: boolean;
+}
+
+/** The grace period for a TTL: `min(2s, ttl/4)` unless given; at most a third of the TTL. */
+export function resolveGraceMs(ttlMs: number, graceMs: number | undefined): number {
+  const limit = Math.floor(ttlMs / 3);
+  if (graceMs === undefined) return Math.min(DEFAULT_GRACE_MS, Math.floor(ttlMs / 4));
+  if (graceMs > limit) {
+    throw new UsageError(
+      `--grace: ${graceMs} ms is more than a third of --ttl (${ttlMs} ms); the command must be ` +
+        'dead before the lease can expire, and renewals happen every ttl/3',
+    );
+  }
+  return graceMs;
+}
+
+/** Acquire, run the command under the lock, release; resolves with distlock's exit code. */
+export async function runUnderLock(options: RunOptions): Promise<number> {
+  const graceMs = resolveGraceMs(options.ttlMs, options.graceMs);
+  const interrupted = new AbortController();
+  let child: SupervisedChild | undefined;
+  let finishing = false;
+
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (child !== undefined) {
+      if (!finishing) child.signal(signal);
+    } else if (!interrupted.signal.aborted) {
+      interrupted.abort(new CliError(128 + signalNumber(signal), `interrupted by ${signal}`));
+    }
+  };
+  for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
+
+  try {
+    const locks = await openLocks(options.backendUrl, { ttlMs: options.ttlMs });
+    try {
+      return await holdAndRun(locks, options, graceMs, interrupted.signal, (started) => {
+        child = started;
+      }).finally(() => {
+        finishing = true;
+      });
+    } finally {
+      await locks.close().catch(() => undefined);
+    }
+  } catch (error) {
+    if (error instanceof CliError && interrupted.signal.reason === error) {
+      printError(`${error.message} while waiting for lock "${options.key}"`);
+      return error.exitCode;
+    }
+    throw error;
+  } finally {
+    for (const signal of FORWARDED_SIGNALS) process.off(signal, onSignal);
+  }
+}
+
+async function holdAndRun(
+  locks: LockManager,
+  options: RunOptions,
+  graceMs: number,
+  interrupted: AbortSignal,
+  onStarted: (child: SupervisedChild) => void,
+): Promise<number> {
+  let exitCode: number | undefined;
+  try {
+    await locks.withLock(
+      options.key,
+      async (lease) => {
+        if (options.verbose) {
+          printError(
+            `acquired "${options.key}" (fence ${lease.fence}, token ${lease.token.slice(0, TOKEN_PREFIX_LENGTH)}…, ` +
+              `expires in ${formatRemaining(lease.expiresAt - Date.now())} unless renewed)`,
+          );
+        }
+        const child = await SupervisedChild.start({
+          command: options.command,
+          args: options.args,
+          foreground: options.foreground,
+          env: {
+            ...process.env,
+            DISTLOCK_KEY: options.key,
+            DISTLOCK_TOKEN: lease.token,
+            DISTLOCK_FENCE: lease.fence.toString(),
+            DISTLOCK_DEADLINE: String(lease.expiresAt),
+          },
+        });
+        onStarted(child);
+        exitCode = await superviseUntilExit(locks, lease, child, graceMs, options);
+      },
+      { ttlMs: options.ttlMs, waitMs: options.waitMs, signal: interrupted },
+    );
+  } catch (error) {
+    // withLock rethrows what the callback threw; after the command ran, report its outcome anyway.
+    if (exitCode === undefined) throw error;
+    printError(`could not release lock "${options.key}": ${describeError(error)}`);
+  }
+  if (options.verbose && exitCode !== ExitCode.LOCK_LOST) printError(`released "${options.key}"`);
+  return exitCode ?? ExitCode.INTERNAL;
+}
+
+/**
+ * Watch the lease while the command runs; terminate the command when the lease is lost or about to
+ * be. Resolves with distlock's exit code once the command has exited.
+ */
+async function superviseUntilExit(
+  locks: LockManager,
+  lease: Lease,
+  child: SupervisedChild,
+  graceMs: number,
+  options: RunOptions,
+): Promise<number> {
+  let lostBecause: string | undefined;
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
+
+  const loseLock = (because: string, killAt: number) => {
+    if (lostBecause !== undefined || child.exit !== undefined) return;
+    lostBecause = because;
+    child.terminate(killAt);
+  };
+
+  const onLeaseLost = () => {
+    const reason: unknown = lease.signal.reason;
+    const because = reason instanceof LockLostError ? reason.reason : 'lost';
+    loseLock(because, Math.min(Date.now() + graceMs, lease.expiresAt));
+  };
+  lease.signal.addEventListener('abort', onLeaseLost, { once: true });
+
+  // Renewal is late when the lease has only `grace` left: start terminating so that the SIGKILL
+  // lands at the local deadline, before the store can hand the key to anyone else.
+  const checkDeadline = () => {
+    const leftMs = lease.expiresAt - Date.now();
+    if (leftMs <= graceMs) {
+      loseLock('not renewed in time', lease.expiresAt);
+      return;
+    }
+    watchdog = setTimeout(checkDeadline, leftMs - graceMs);
+    watchdog.unref();
+  };
+  checkDeadline();
+
+  // Where the store announces changes, learn of a broken lock at once instead of at the next
+  // renewal (up to ttl/3 later).
+  const unwatch = await watchForTheft(locks, lease, () =>
+    loseLock('released or taken by someone else', Date.now() + graceMs),
+  );
+
+  try {
+    const exit = await child.exited;
+    if (lostBecause !== undefined) {
+      printError(
+        `lock "${options.key}" was lost (${lostBecause}); the command was terminated` +
+          (exit.signal ? ` (${exit.signal})` : ` (it exited with ${exit.code ?? '?'})`),
+      );
+      return ExitCode.LOCK_LOST;
+    }
+    return exitCodeOf(exit);
+  } finally {
+    if (watchdog !== undefined) clearTimeout(watchdog);
+    lease.signal.removeEventListener('abort', onLeaseLost);
+    child.dispose();
+    await Promise.resolve(unwatch?.()).catch(() => undefined);
+  }
+}
+
+/** Subscribe to the key's changes, if the backend can, and call `onTheft` if we no longer hold it. */
+async function watchForTheft(
+  locks: LockManager,
+  lease: Lease,
+  onTheft: () => void,
+): Promise<(() => void | Promise<void>) | undefined> {
+  const backend = locks.backend;
+  if (!backend.watch) return undefined;
+  let checking = false;
+  let checkAgain = false;
+  let stopped = false;
+  const check = async () => {
+    if (stopped) return;
+    if (checking) {
+      checkAgain = true; // a change during a check: look once more when it is done
+      return;
+    }
+    checking = true;
+    try {
+      do {
+        checkAgain = false;
+        const holder: LockInfo | null = await locks.inspect(lease.key);
+        if (!stopped && (holder === null || holder.token !== lease.token)) onTheft();
+      } while (checkAgain && !stopped);
+    } catch {
+      // The store is unreachable: renewal and the local deadline deal with that.
+    } finally {
+      checking = false;
+    }
+  };
+  try {
+    // Keys reach the backend with the manager's prefix, which is empty here.
+    const unwatch = await backend.watch(lease.key, () => void check());
+    return () => {
+      stopped = true;
+      return unwatch();
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function signalNumber(signal: NodeJS.Signals): number {
+  return constants.signals[signal] ?? 0;
+}
