@@ -148,19 +148,21 @@ function fileUrlToDir(text: string, defaultDir: string): string {
 
 /** `scheme://` followed by at least a host; the backend itself validates the rest. */
 function requireHost(text: string): void {
-  const match = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/]*@)?([^/?#]+)/i.exec(text);
-  if (match === null) {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(text)?.[1] ?? '';
+  // Userinfo ends at the last '@', as URL parsers read it (an unencoded '@' in a password).
+  const hosts = authority.slice(authority.lastIndexOf('@') + 1);
+  if (hosts === '') {
     throw new InvalidArgumentError(
       'url',
       `"${redactUrl(text)}" names no host (scheme://host:port)`,
     );
   }
-  for (const endpoint of (match[1] ?? '').split(',')) {
+  for (const endpoint of hosts.split(',')) {
     // host, host:port or [v6]:port, with a numeric port if any.
     if (!/^(?:\[[0-9a-f:.]+\]|[^:[\]\s]+)(?::\d{1,5})?$/i.test(endpoint)) {
       throw new InvalidArgumentError(
         'url',
-        `"${redactUrl(text)}" has a malformed host "${redactUrl(endpoint)}" (expected host:port)`,
+        `"${redactUrl(text)}" has a malformed host list "${hosts}" (expected host:port[,host:port…])`,
       );
     }
   }

@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { openBackend, parseDuration, redactSecrets, redactUrl } from '../src/backend-url.js';
+import { InvalidArgumentError } from '../src/core/errors.js';
+
+describe('parseDuration', () => {
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['1.5s', 1_500],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['2500', 2_500],
+    ['0', 0],
+    [' 10S ', 10_000],
+  ])('%s → %d ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['', 'abc', '10x', '-5s', '5 minutes', '1e3', 's', '99999h'])(
+    'rejects %j naming the option',
+    (text) => {
+      const error = (() => {
+        try {
+          parseDuration(text, '--ttl');
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).option).toBe('--ttl');
+    },
+  );
+});
+
+describe('redactUrl', () => {
+  it.each([
+    ['redis://user:secret@127.0.0.1:6379/0', 'redis://user:***@127.0.0.1:6379/0'],
+    ['rediss://:secret@cache:6380', 'rediss://:***@cache:6380'],
+    ['postgres://app:p%40ss@db/app', 'postgres://app:***@db/app'],
+    ['redis://u:we@ird:pa/ss@host:1', 'redis://u:***@host:1'],
+    ['etcd://root:pw@a:2379,b:2379', 'etcd://root:***@a:2379,b:2379'],
+    ['redis://host:6379', 'redis://host:6379'],
+    ['redis://user@host', 'redis://user@host'],
+    ['redis://host/?password=secret&db=1', 'redis://host/?password=***&db=1'],
+    [
+      'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=Eby8vdM02x==;BlobEndpoint=http://127.0.0.1:1/dev;',
+      'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=***;BlobEndpoint=http://127.0.0.1:1/dev;',
+    ],
+  ])('%s', (url, redacted) => {
+    expect(redactUrl(url)).toBe(redacted);
+  });
+
+  it('redacts every URL inside a longer message', () => {
+    expect(redactSecrets('a redis://x:one@h:1 and "etcd://y:two@h:2" done')).toBe(
+      'a redis://x:***@h:1 and "etcd://y:***@h:2" done',
+    );
+  });
+});
+
+async function openError(url: string): Promise<InvalidArgumentError> {
+  try {
+    const backend = await openBackend(url);
+    await backend.close();
+  } catch (error) {
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    return error as InvalidArgumentError;
+  }
+  throw new Error(`openBackend(${url}) did not fail`);
+}
+
+describe('openBackend', () => {
+  it('opens memory:', async () => {
+    const backend = await openBackend('memory:');
+    expect(backend.name).toBe('memory');
+    await backend.close();
+  });
+
+  it.each([
+    ['redlock://u:secret@a:1,b:2,c:3', /redlock.*not available yet/],
+    ['postgres://u:secret@db:5432/app', /PostgreSQL.*not available yet/],
+    ['azblob://acct:secret@container', /Azure Blob Storage.*not available yet/],
+    [
+      'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=secret;BlobEndpoint=http://h/dev',
+      /Azure Blob Storage is not available yet/,
+    ],
+    ['gopher://u:secret@h:1', /unknown backend "gopher:"/],
+    ['not a url', /is not a backend URL/],
+    ['redis://u:secret@', /names no host/],
+    ['redis://u:secret@host:port', /malformed host/],
+    ['etcd://a:1,,b:2', /malformed host/],
+    ['file://relative/dir', /not a usable file URL/],
+  ])('rejects %s with a typed, redacted error', async (url, message) => {
+    const error = await openError(url);
+    expect(error.option).toBe('url');
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain('secret');
+  });
+});
