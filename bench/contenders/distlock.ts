@@ -1,0 +1,73 @@
+/**
+ * distlock itself behind the benchmark interface: one lock manager (and so one backend with its
+ * own connections) per client, at the library's defaults or with tuned retry settings.
+ */
+import {
+  createLocks,
+  LockTimeoutError,
+  type Lease,
+  type LockBackend,
+  type RetryOptions,
+} from '../../src/index.js';
+import type { Contender, LockClient } from './contender.js';
+
+/** Opens a backend with its own connection(s), and closes them again. */
+export type BackendOpener = () => Promise<{ backend: LockBackend; close: () => Promise<void> }>;
+
+/** distlock over the backend `open` makes, with `retry` (the core's defaults when omitted). */
+export function distlock(options: {
+  readonly label: string;
+  readonly ttlMs: number;
+  readonly tuned: boolean;
+  readonly retry?: RetryOptions;
+  readonly settings: string;
+  readonly open: BackendOpener;
+}): Contender {
+  return {
+    name: `distlock ${options.label}`,
+    role: 'distlock',
+    excludes: true,
+    tuned: options.tuned,
+    settings: options.settings,
+    async createClient(): Promise<LockClient<Lease>> {
+      const { backend, close } = await options.open();
+      const locks = createLocks({
+        backend,
+        ttlMs: options.ttlMs,
+        ...(options.retry ? { retry: options.retry } : {}),
+      });
+      return {
+        async acquire(key) {
+          try {
+            return await locks.acquire(key);
+          } catch (error) {
+            if (error instanceof LockTimeoutError) return null; // waited its default waitMs
+            throw error;
+          }
+        },
+        async release(lease) {
+          await lease.release();
+        },
+        async close() {
+          await locks.close();
+          await close();
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Import a backend module that other contributors may not have written yet: `null` when the
+ * file does not exist, so the harness can report distlock's figures as pending.
+ */
+export async function importIfPresent(specifier: string): Promise<Record<string, unknown> | null> {
+  try {
+    return (await import(specifier)) as Record<string, unknown>;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('backends'))
+      return null;
+    throw error;
+  }
+}

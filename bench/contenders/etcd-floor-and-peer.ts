@@ -1,0 +1,74 @@
+/**
+ * On etcd: the floor (one put + one delete, two fsynced writes, no lock) and `etcd3`'s own `Lock`
+ * (lease grant + compare-and-put under it; release revokes the lease). `etcd3`'s Lock cannot wait,
+ * so the harness retries it with jittered exponential backoff.
+ */
+import { EtcdLockFailedError, type Lock } from 'etcd3';
+import { sleep, type Contender, type LockClient } from './contender.js';
+import { connectEtcd } from './etcd-connection.js';
+
+/** One put + one delete of the key: what a lock that holds a session lease must at least write. */
+export function etcdPutDelete(port: number): Contender {
+  return {
+    name: 'put + delete',
+    role: 'floor',
+    excludes: false,
+    tuned: false,
+    settings: 'put key, delete key (2 writes, no lock)',
+    async createClient(): Promise<LockClient<string>> {
+      const etcd = await connectEtcd(port);
+      return {
+        async acquire(key) {
+          await etcd.put(key).value('held');
+          return key;
+        },
+        async release(key) {
+          await etcd.delete().key(key);
+        },
+        close: async () => etcd.close(),
+      };
+    },
+  };
+}
+
+/** Backoff between failed attempts: `firstMs · 2^n` capped at `maxMs`, with full jitter. */
+export interface BackoffSettings {
+  readonly firstMs: number;
+  readonly maxMs: number;
+}
+
+/** etcd3's `Lock` retried by the harness until it succeeds (it never waits on its own). */
+export function etcd3Lock(
+  port: number,
+  options: { ttlSeconds: number; tuned: boolean; backoff: BackoffSettings },
+): Contender {
+  const { firstMs, maxMs } = options.backoff;
+  return {
+    name: `etcd3 Lock (${options.tuned ? 'tuned' : 'backoff'})`,
+    role: 'peer',
+    excludes: true,
+    tuned: options.tuned,
+    settings: `ttl ${options.ttlSeconds} s; harness retry ${firstMs}→${maxMs} ms ×2, full jitter`,
+    async createClient(): Promise<LockClient<Lock>> {
+      const etcd = await connectEtcd(port);
+      return {
+        async acquire(key) {
+          for (let attempt = 0; ; attempt++) {
+            const lock = etcd.lock(key).ttl(options.ttlSeconds);
+            try {
+              return await lock.acquire();
+            } catch (error) {
+              if (!(error instanceof EtcdLockFailedError)) throw error;
+            }
+            const ceiling = Math.min(maxMs, firstMs * 2 ** Math.min(attempt, 20));
+            await sleep(Math.random() * ceiling);
+          }
+        },
+        async release(lock) {
+          await lock.release();
+        },
+        close: async () => etcd.close(),
+      };
+    },
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The etcd benchmarks (issue 5): B1 and B2 on one etcd member for distlock, etcd3's `Lock`
+ * (retried by the harness) and the put + delete floor.
+ */
+import type { Contender } from './contenders/contender.js';
+import { distlock, importIfPresent } from './contenders/distlock.js';
+import { connectEtcd } from './contenders/etcd-connection.js';
+import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
+import type { BenchOptions } from './options.js';
+import { contendedTable, uncontendedTable, type StoreResults } from './report.js';
+import { runContended, type ContendedResult } from './scenarios/contended.js';
+import { etcdCounter } from './scenarios/counter.js';
+import { runUncontended } from './scenarios/uncontended.js';
+import type { Table } from './table.js';
+
+const TTL_MS = 10_000;
+const CLIENTS = 8;
+
+/** distlock's etcd rows, or none while `src/backends/etcd` does not exist yet. */
+async function distlockContenders(port: number): Promise<Contender[]> {
+  const module = await importIfPresent(
+    new URL('../src/backends/etcd/index.js', import.meta.url).href,
+  );
+  const factory = module?.['etcdBackend'];
+  if (typeof factory !== 'function') return [];
+  const open = async () => {
+    const client = await connectEtcd(port);
+    const backend = factory({ client });
+    return { backend, close: async () => client.close() };
+  };
+  return [
+    distlock({
+      label: '(defaults)',
+      ttlMs: TTL_MS,
+      tuned: false,
+      settings: 'createLocks defaults',
+      open,
+    }),
+  ];
+}
+
+/** Run B1 and B2 on etcd at `port`, showing each table as soon as it is ready. */
+export async function benchEtcd(
+  port: number,
+  options: BenchOptions,
+  show: (table: Table) => void,
+  log: (line: string) => void,
+): Promise<StoreResults> {
+  const prefix = `bench/${Date.now()}/`;
+  const distlockRows = await distlockContenders(port);
+  if (distlockRows.length === 0)
+    log('etcd: distlock backend (src/backends/etcd) not found — its rows are pending');
+  const contenders: Contender[] = [
+    etcdPutDelete(port),
+    ...distlockRows,
+    etcd3Lock(port, {
+      ttlSeconds: TTL_MS / 1000,
+      tuned: false,
+      backoff: { firstMs: 10, maxMs: 200 },
+    }),
+    etcd3Lock(port, { ttlSeconds: TTL_MS / 1000, tuned: true, backoff: { firstMs: 2, maxMs: 20 } }),
+  ];
+  for (const contender of contenders)
+    log(`etcd: ${contender.name.padEnd(28)} ${contender.settings}`);
+
+  log(`etcd B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`);
+  const b1 = await runUncontended(contenders, {
+    budgetMs: options.uncontendedMs,
+    chunkOps: 20,
+    warmupOps: options.quick ? 10 : 50,
+    keyPrefix: prefix,
+    onProgress: log,
+  });
+  const partial: StoreResults = { store: 'etcd', floor: 'put + delete', b1, b2: [] };
+  show(uncontendedTable(partial));
+
+  const b2: ContendedResult[] = [];
+  for (const [index, contender] of contenders.filter((c) => c.excludes).entries()) {
+    const result = await runContended(contender, {
+      clients: CLIENTS,
+      durationMs: options.contendedMs,
+      drainMs: 15_000,
+      key: `${prefix}b2/${index}`,
+      counterKey: `${prefix}b2/${index}/counter`,
+      counter: etcdCounter(port),
+    });
+    log(
+      `etcd B2: ${contender.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
+        `p99 wait ${result.waitP99Ms.toFixed(1)} ms ${result.correct ? '' : ' *** COUNTER CHECK FAILED ***'}`,
+    );
+    b2.push(result);
+  }
+  const results: StoreResults = { ...partial, b2 };
+  show(contendedTable(results));
+  return results;
+}

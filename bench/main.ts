@@ -1,0 +1,131 @@
+/**
+ * `npm run bench`: distlock against its peers and the floors on Redis (issue 4) and etcd
+ * (issue 5), on servers this process spawns on free loopback ports and always kills again.
+ *
+ * @example
+ * ```sh
+ * npm run bench                         # everything, about 2.5 minutes
+ * npm run bench -- --quick              # smoke test
+ * npm run bench -- --only redis --duration 3s --json bench.json
+ * ```
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { benchEtcd } from './etcd-suite.js';
+import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { benchRedis } from './redis-suite.js';
+import {
+  checkTargets,
+  contendedTable,
+  manyKeysTable,
+  targetsTable,
+  uncontendedTable,
+  type StoreResults,
+} from './report.js';
+import { startEtcd, startRedis, stopAllServers, type RunningServer } from './servers.js';
+import { renderMarkdown, renderText, type Table } from './table.js';
+
+const log = (line: string) => process.stderr.write(`· ${line}\n`);
+const show = (table: Table) => process.stdout.write(`\n${renderText(table)}\n`);
+
+function machine(servers: readonly RunningServer[]) {
+  return {
+    cpus: `${os.cpus().length} × ${os.cpus()[0]?.model ?? '?'}`,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    loadAverage: os.loadavg().map((value) => value.toFixed(2)),
+    servers: Object.fromEntries(servers.map((server) => [server.name, server.version])),
+  };
+}
+
+function allTables(results: readonly StoreResults[]): Table[] {
+  return results.flatMap((result) => {
+    const tables = [uncontendedTable(result), contendedTable(result)];
+    const b3 = manyKeysTable(result);
+    return b3 ? [...tables, b3] : tables;
+  });
+}
+
+async function run(options: BenchOptions): Promise<number> {
+  const startedAt = new Date();
+  const servers = await Promise.all(
+    options.stores.map((store) => (store === 'redis' ? startRedis() : startEtcd())),
+  );
+  for (const server of servers)
+    log(`${server.name} on 127.0.0.1:${server.port} (${server.version})`);
+  const loadBefore = os.loadavg();
+  const results: StoreResults[] = [];
+  for (const server of servers) {
+    results.push(
+      server.name === 'redis'
+        ? await benchRedis(server.port, options, show, log)
+        : await benchEtcd(server.port, options, show, log),
+    );
+  }
+  const targets = results.flatMap(checkTargets);
+  show(targetsTable(targets));
+  const about = {
+    ...machine(servers),
+    loadAverageBefore: loadBefore.map((value) => value.toFixed(2)),
+  };
+  process.stdout.write(
+    `\nmachine: ${about.cpus}, ${about.memoryGiB} GiB, Node ${about.node}, ` +
+      `${Object.values(about.servers).join(', ')}; load average ${about.loadAverage.join(' ')}\n`,
+  );
+
+  const broken = results.flatMap((result) => result.b2.filter((row) => !row.correct));
+  if (options.jsonPath) {
+    const json = JSON.stringify({ startedAt, options, machine: about, results, targets }, null, 2);
+    writeFileSync(options.jsonPath, `${json}\n`);
+    log(`wrote ${options.jsonPath}`);
+  }
+  if (options.markdownPath) {
+    const tables = [...allTables(results), targetsTable(targets)].map(renderMarkdown).join('\n\n');
+    writeFileSync(options.markdownPath, `${tables}\n`);
+    log(`wrote ${options.markdownPath}`);
+  }
+  for (const row of broken) {
+    process.stderr.write(
+      `\n*** FAIL: ${row.name} broke mutual exclusion in B2: counter ${row.counter}, ` +
+        `${row.sections} critical sections, ${row.overlaps} overlaps ***\n`,
+    );
+  }
+  return broken.length > 0 ? 1 : 0;
+}
+
+async function main(): Promise<void> {
+  let options: BenchOptions | 'help';
+  try {
+    options = parseOptions(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping the servers`);
+    void stopAllServers().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    process.exitCode = await run(options);
+  } catch (error) {
+    process.stderr.write(`\nbenchmark failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exitCode = 1;
+  } finally {
+    await stopAllServers();
+  }
+  // Client libraries may keep sockets or timers alive after close (etcd3's gRPC channels).
+  process.exit();
+}
+
+await main();

@@ -1,0 +1,122 @@
+/**
+ * The Redis benchmarks (issue 4): B1, B2 and B3 for distlock, redlock and redis-semaphore (each at
+ * its defaults and tuned) and the two floors, all on the one spawned redis-server.
+ */
+import type { Contender } from './contenders/contender.js';
+import { distlock, importIfPresent } from './contenders/distlock.js';
+import { closeRedis, connectRedis } from './contenders/redis-connection.js';
+import { handRolled, pingPairs } from './contenders/redis-floors.js';
+import { redisSemaphore, redlock } from './contenders/redis-peers.js';
+import type { BenchOptions } from './options.js';
+import { contendedTable, manyKeysTable, uncontendedTable, type StoreResults } from './report.js';
+import { runContended, type ContendedResult } from './scenarios/contended.js';
+import { redisCounter } from './scenarios/counter.js';
+import { runManyKeys } from './scenarios/many-keys.js';
+import { runUncontended } from './scenarios/uncontended.js';
+import type { Table } from './table.js';
+
+/** Lease TTL for every contender: long enough never to expire during a run. */
+const TTL_MS = 10_000;
+const CLIENTS = 8;
+
+/** distlock's Redis rows, or none while `src/backends/redis` does not exist yet. */
+async function distlockContenders(port: number): Promise<Contender[]> {
+  const module = await importIfPresent(
+    new URL('../src/backends/redis/index.js', import.meta.url).href,
+  );
+  const factory = module?.['redisBackend'];
+  if (typeof factory !== 'function') return [];
+  const open = async () => {
+    const client = await connectRedis(port);
+    const backend = factory({ client });
+    return { backend, close: () => closeRedis(client) };
+  };
+  return [
+    distlock({
+      label: '(defaults)',
+      ttlMs: TTL_MS,
+      tuned: false,
+      settings: 'createLocks defaults',
+      open,
+    }),
+  ];
+}
+
+/** Run B1, B2 and B3 on Redis at `port`, showing each table as soon as it is ready. */
+export async function benchRedis(
+  port: number,
+  options: BenchOptions,
+  show: (table: Table) => void,
+  log: (line: string) => void,
+): Promise<StoreResults> {
+  const prefix = `bench:${Date.now()}:`;
+  const distlockRows = await distlockContenders(port);
+  if (distlockRows.length === 0)
+    log('redis: distlock backend (src/backends/redis) not found — its rows are pending');
+  const contenders: Contender[] = [
+    pingPairs(port),
+    handRolled(port, { ttlMs: TTL_MS, retryMs: 1 }),
+    ...distlockRows,
+    redlock(port, { ttlMs: TTL_MS, tuned: false, settings: {} }),
+    redlock(port, {
+      ttlMs: TTL_MS,
+      tuned: true,
+      settings: { retryCount: -1, retryDelay: 2, retryJitter: 1 },
+    }),
+    redisSemaphore(port, { ttlMs: TTL_MS, tuned: false }),
+    redisSemaphore(port, { ttlMs: TTL_MS, tuned: true, retryIntervalMs: 1 }),
+  ];
+  for (const contender of contenders)
+    log(`redis: ${contender.name.padEnd(28)} ${contender.settings}`);
+
+  log(
+    `redis B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`,
+  );
+  const b1 = await runUncontended(contenders, {
+    budgetMs: options.uncontendedMs,
+    chunkOps: 200,
+    warmupOps: options.quick ? 50 : 500,
+    keyPrefix: prefix,
+    onProgress: log,
+  });
+  const partial: StoreResults = {
+    store: 'redis',
+    floor: 'hand-rolled SET NX',
+    networkFloor: 'PING pairs',
+    b1,
+    b2: [],
+  };
+  show(uncontendedTable(partial));
+
+  const b2: ContendedResult[] = [];
+  for (const [index, contender] of contenders.filter((c) => c.excludes).entries()) {
+    const result = await runContended(contender, {
+      clients: CLIENTS,
+      durationMs: options.contendedMs,
+      drainMs: 15_000,
+      key: `${prefix}b2:${index}`,
+      counterKey: `${prefix}b2:${index}:counter`,
+      counter: redisCounter(port),
+    });
+    log(
+      `redis B2: ${contender.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
+        `p99 wait ${result.waitP99Ms.toFixed(1)} ms ${result.correct ? '' : ' *** COUNTER CHECK FAILED ***'}`,
+    );
+    b2.push(result);
+  }
+  show(contendedTable({ ...partial, b2 }));
+
+  log(
+    `redis B3: ${options.manyKeysRounds} round(s) of ${options.manyKeysRoundMs} ms per contender`,
+  );
+  const b3 = await runManyKeys(contenders, {
+    inFlight: 64,
+    rounds: options.manyKeysRounds,
+    roundMs: options.manyKeysRoundMs,
+    keyPrefix: prefix,
+  });
+  const results: StoreResults = { ...partial, b2, b3 };
+  const table = manyKeysTable(results);
+  if (table) show(table);
+  return results;
+}

@@ -1,0 +1,257 @@
+/**
+ * Turns results into tables (absolute numbers and ratios against the floor and the best peer)
+ * and checks the issues' targets.
+ */
+import type { ContendedResult } from './scenarios/contended.js';
+import type { ManyKeysResult } from './scenarios/many-keys.js';
+import type { UncontendedResult } from './scenarios/uncontended.js';
+import { decimal, integer, percent, ratio, type Table } from './table.js';
+
+/** Everything one store's benchmarks produced. */
+export interface StoreResults {
+  readonly store: 'redis' | 'etcd';
+  /** Name of the B1 floor the ratios are taken against (the hand-rolled lock, put + delete). */
+  readonly floor: string;
+  /** Name of the network floor for B3 ratios (PING pairs), if any. */
+  readonly networkFloor?: string;
+  readonly b1: readonly UncontendedResult[];
+  readonly b2: readonly ContendedResult[];
+  readonly b3?: readonly ManyKeysResult[];
+}
+
+/** One target of an issue, checked on one distlock row. */
+export interface TargetCheck {
+  readonly store: 'redis' | 'etcd';
+  readonly contender: string;
+  readonly target: string;
+  readonly measured: string;
+  /** `null` while distlock's figures are missing. */
+  readonly met: boolean | null;
+}
+
+function byName<T extends { name: string }>(
+  rows: readonly T[],
+  name: string | undefined,
+): T | undefined {
+  return rows.find((row) => row.name === name);
+}
+
+function bestOf<T extends { role: string }>(
+  rows: readonly T[],
+  figure: (row: T) => number,
+  better: 'higher' | 'lower',
+): number {
+  const values = rows
+    .filter((row) => row.role === 'peer')
+    .map(figure)
+    .filter(Number.isFinite);
+  if (values.length === 0) return Number.NaN;
+  return better === 'higher' ? Math.max(...values) : Math.min(...values);
+}
+
+/** B1 table: latency of acquire + release on one uncontended key. */
+export function uncontendedTable(results: StoreResults): Table {
+  const floor = byName(results.b1, results.floor);
+  const network = byName(results.b1, results.networkFloor);
+  const headers = ['contender', 'p50 µs', 'p99 µs', 'ops/s', `p50 vs ${results.floor}`];
+  if (network) headers.push(`p50 vs ${network.name}`);
+  return {
+    title: `${results.store} B1 — uncontended acquire + release, 1 client, 1 key (interleaved chunks)`,
+    headers,
+    rows: results.b1.map((row) => {
+      const cells = [
+        row.name,
+        integer(row.p50Us),
+        integer(row.p99Us),
+        integer(row.opsPerSec),
+        ratio(row.p50Us / (floor?.p50Us ?? Number.NaN)),
+      ];
+      if (network) cells.push(ratio(row.p50Us / network.p50Us));
+      return cells;
+    }),
+    notes: [
+      `${results.b1[0]?.pairs ?? 0}+ timed pairs per contender; ratios < 1.00x are faster than the reference.`,
+      ...results.b1
+        .filter((row) => row.giveUps > 0)
+        .map((row) => `${row.name}: ${row.giveUps} give-ups`),
+    ],
+  };
+}
+
+/** B2 table: one key, several clients, fairness and correctness. */
+export function contendedTable(results: StoreResults): Table {
+  const bestOps = bestOf(results.b2, (row) => row.opsPerSec, 'higher');
+  const bestP99 = bestOf(results.b2, (row) => row.waitP99Ms, 'lower');
+  const bestMax = bestOf(results.b2, (row) => row.waitMaxMs, 'lower');
+  const first = results.b2[0];
+  return {
+    title:
+      `${results.store} B2 — ${first?.clients ?? '?'} clients on 1 key, ` +
+      `acquire → GET+SET counter → release, ${((first?.durationMs ?? 0) / 1000).toFixed(1)} s each`,
+    headers: [
+      'contender',
+      'ops/s',
+      'vs best peer',
+      'wait p50 ms',
+      'p99 ms',
+      'max ms',
+      'p99 vs best',
+      'max vs best',
+      'per client min–max',
+      'Jain',
+      'same holder',
+      'gave up',
+      'check',
+    ],
+    rows: results.b2.map((row) => [
+      row.name,
+      integer(row.opsPerSec),
+      ratio(row.opsPerSec / bestOps),
+      decimal(row.waitP50Ms, 2),
+      decimal(row.waitP99Ms, 1),
+      decimal(row.waitMaxMs, 1),
+      ratio(row.waitP99Ms / bestP99),
+      ratio(row.waitMaxMs / bestMax),
+      `${integer(Math.min(...row.perClient))}–${integer(Math.max(...row.perClient))}`,
+      decimal(row.jain, 3),
+      percent(row.sameHolder),
+      integer(row.giveUps),
+      row.correct
+        ? 'OK'
+        : `FAIL (counter ${row.counter} ≠ ${row.sections} sections, ${row.overlaps} overlaps)`,
+    ]),
+    notes: [
+      `best peer = best figure of any peer row: ${integer(bestOps)} ops/s, p99 ${decimal(bestP99, 1)} ms, max ${decimal(bestMax, 1)} ms.`,
+      'wait = first attempt → grant (give-ups included); same holder = acquisitions won by the client that had just released.',
+    ],
+  };
+}
+
+/** B3 table: many keys in flight at once from one client. */
+export function manyKeysTable(results: StoreResults): Table | undefined {
+  const rows = results.b3;
+  if (!rows?.length) return undefined;
+  const bestOps = bestOf(rows, (row) => row.opsPerSec, 'higher');
+  const network = byName(rows, results.networkFloor);
+  return {
+    title: `${results.store} B3 — ${rows[0]?.inFlight ?? '?'} acquire + release pairs in flight on distinct keys, 1 client`,
+    headers: ['contender', 'ops/s', 'vs best peer', `vs ${network?.name ?? 'network floor'}`],
+    rows: rows.map((row) => [
+      row.name,
+      integer(row.opsPerSec),
+      ratio(row.opsPerSec / bestOps),
+      ratio(row.opsPerSec / (network?.opsPerSec ?? Number.NaN)),
+    ]),
+    notes: [`best peer: ${integer(bestOps)} pairs/s.`],
+  };
+}
+
+function check(
+  store: 'redis' | 'etcd',
+  contender: string,
+  target: string,
+  measured: number,
+  limit: number,
+  direction: '<=' | '>=',
+  show: (value: number) => string,
+): TargetCheck {
+  const known = Number.isFinite(measured) && Number.isFinite(limit);
+  return {
+    store,
+    contender,
+    target,
+    measured: `${show(measured)} (limit ${show(limit)})`,
+    met: known ? (direction === '<=' ? measured <= limit : measured >= limit) : false,
+  };
+}
+
+/** The targets of issue 4 (Redis) and issue 5 (etcd), checked on every distlock row. */
+export function checkTargets(results: StoreResults): TargetCheck[] {
+  const { store } = results;
+  const distlockRows = results.b1.filter((row) => row.role === 'distlock');
+  if (distlockRows.length === 0) {
+    return [
+      {
+        store,
+        contender: 'distlock',
+        target: 'all targets',
+        measured: 'distlock backend not available yet',
+        met: null,
+      },
+    ];
+  }
+  const floor = byName(results.b1, results.floor);
+  const checks: TargetCheck[] = [];
+  const ms = (value: number) => `${decimal(value, 1)} ms`;
+  const ops = (value: number) => `${integer(value)} ops/s`;
+  for (const b1 of distlockRows) {
+    checks.push(
+      check(
+        store,
+        b1.name,
+        `B1 p50 ≤ 1.15x ${results.floor}`,
+        b1.p50Us,
+        1.15 * (floor?.p50Us ?? Number.NaN),
+        '<=',
+        (value) => `${integer(value)} µs`,
+      ),
+    );
+  }
+  const bestOps = bestOf(results.b2, (row) => row.opsPerSec, 'higher');
+  const bestP99 = bestOf(results.b2, (row) => row.waitP99Ms, 'lower');
+  const bestMax = bestOf(results.b2, (row) => row.waitMaxMs, 'lower');
+  for (const b2 of results.b2.filter((row) => row.role === 'distlock')) {
+    const name = b2.name;
+    if (store === 'redis') {
+      checks.push(check(store, name, 'B2 ops/s ≥ best peer', b2.opsPerSec, bestOps, '>=', ops));
+      checks.push(
+        check(store, name, 'B2 p99 wait ≤ best peer / 10', b2.waitP99Ms, bestP99 / 10, '<=', ms),
+      );
+      checks.push(
+        check(store, name, 'B2 max wait ≤ best peer / 10', b2.waitMaxMs, bestMax / 10, '<=', ms),
+      );
+    } else {
+      checks.push(
+        check(store, name, 'B2 ops/s ≥ 3x etcd3 Lock', b2.opsPerSec, 3 * bestOps, '>=', ops),
+      );
+      checks.push(
+        check(store, name, 'B2 p99 wait ≤ etcd3 Lock / 10', b2.waitP99Ms, bestP99 / 10, '<=', ms),
+      );
+    }
+    checks.push(
+      check(store, name, 'B2 Jain ≥ 0.99', b2.jain, 0.99, '>=', (value) => decimal(value, 3)),
+    );
+    checks.push(check(store, name, 'B2 same holder ≤ 20 %', b2.sameHolder, 0.2, '<=', percent));
+    checks.push({
+      store,
+      contender: name,
+      target: 'B2 counter = critical sections, no overlap',
+      measured: `${b2.counter} / ${b2.sections}, ${b2.overlaps} overlaps`,
+      met: b2.correct,
+    });
+  }
+  const b3Rows = results.b3 ?? [];
+  const bestB3 = bestOf(b3Rows, (row) => row.opsPerSec, 'higher');
+  for (const b3 of b3Rows.filter((row) => row.role === 'distlock')) {
+    checks.push(
+      check(store, b3.name, 'B3 ops/s ≥ 1.2x best peer', b3.opsPerSec, 1.2 * bestB3, '>=', ops),
+    );
+  }
+  return checks;
+}
+
+/** The target checks as a table. */
+export function targetsTable(checks: readonly TargetCheck[]): Table {
+  return {
+    title: 'Targets (issue 4: Redis, issue 5: etcd), as ratios in this run',
+    headers: ['store', 'contender', 'target', 'measured', 'result'],
+    right: [false, false, false, true, false],
+    rows: checks.map((c) => [
+      c.store,
+      c.contender,
+      c.target,
+      c.measured,
+      c.met === null ? 'pending' : c.met ? 'met' : 'NOT MET',
+    ]),
+  };
+}
