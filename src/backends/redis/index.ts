@@ -1,0 +1,34 @@
+/**
+ * `distlock/redis`: locks in Redis (standalone or Cluster) over ioredis. One Lua script per
+ * operation (one round trip), a fence counter incremented with every grant, a FIFO queue of
+ * waiters with the lock handed over inside the release script, and typed retryable errors when
+ * Redis is unreachable.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { createLocks } from 'distlock';
+ * import { redisBackend } from 'distlock/redis';
+ *
+ * const locks = createLocks({ backend: redisBackend({ client: new Redis() }), ttlMs: 10_000 });
+ * await locks.withLock('order:42', async (lease) => {
+ *   await charge({ fence: lease.fence, signal: lease.signal });
+ * });
+ * // Or let the backend own its connection (closed by `locks.close()`):
+ * const own = redisBackend({ url: 'redis://127.0.0.1:6379' });
+ * ```
+ */
+import { RedisBackend } from './backend.js';
+import type { RedisBackendOptions } from './options.js';
+
+export { RedisBackend } from './backend.js';
+export { REDIS_CLIENT_DEFAULTS, REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
+
+/**
+ * A lock backend over Redis. Pass your ioredis `client` (a `Redis` or a `Cluster`; it stays
+ * open) or a `url` (the backend builds its own client and quits it on `close()`).
+ * @throws InvalidArgumentError for a bad option, e.g. a malformed `url`.
+ */
+export function redisBackend(options: RedisBackendOptions): RedisBackend {
+  return new RedisBackend(options);
+}

@@ -1,0 +1,206 @@
+/**
+ * A queued acquire: join the lock's FIFO queue in Redis and wait until the release script hands
+ * the lock over.
+ *
+ * How a waiter learns of its grant: a blocking list pop. The release script (or any script that
+ * finds the lock free) grants the lock to the longest live waiter and `RPUSH`es
+ * `g|<fence>|<grantServerMs>` onto that waiter's own list, which the waiter is `BLPOP`ing on a
+ * dedicated connection. Chosen over pub/sub because:
+ * - nothing is lost: the grant waits in the list even if the `BLPOP` is not there yet (between
+ *   joining the queue and blocking, or after a reconnect); a pub/sub message published before
+ *   the `SUBSCRIBE` lands is gone, which would need an extra round trip or a poll to close;
+ * - only the new holder wakes (no herd of subscribers racing), and it learns within one one-way
+ *   trip that it already holds the lock, with its fence: no further round trip;
+ * - it works unchanged on Redis Cluster (the list shares the lock's hash tag), where `PUBLISH`
+ *   is broadcast to every node.
+ * The cost is one connection per waiter queued at the same time in this process, pooled and
+ * capped (`maxBlockingConnections`); waiters beyond the cap fall back to jittered polling.
+ *
+ * Every waiter also runs the poll script now and then: its heartbeat (entries of waiters that
+ * died expire and are skipped), the fallback for a missed notification, and the promotion of the
+ * queue when a holder died without releasing (polled right when its TTL runs out).
+ *
+ * `startedAt` of a handed-off lease: the grant carries Redis's clock at the grant. Each script
+ * reply carries Redis's clock when it ran, which is no earlier than the local time the request
+ * was sent; so `sentAt + (grantServerMs - serverNowMs)` of the latest reply is a local time no
+ * later than the grant, assuming only that both clocks advance at the same rate over the wait
+ * (the core's drift margin covers rate differences; Redis's own TTLs rely on its clock too). It
+ * is accurate to one round trip, however long the wait was. A grant found by the poll script is
+ * re-validated there (its TTL restarts), so that poll's own send time is used.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AcquireRequest } from '../../core/backend.js';
+import { toLockError } from './errors.js';
+import { notifyKey, type LockKeys } from './keys.js';
+import type { BlockingPool } from './blocking-pool.js';
+import type { LuaScript, RedisClient, ScriptRunner } from './script-runner.js';
+
+/** A granted acquire, as the backend contract wants it. */
+export interface Granted {
+  readonly acquired: true;
+  readonly fence: bigint;
+  readonly startedAt: number;
+}
+
+export interface QueueContext {
+  readonly runner: ScriptRunner;
+  readonly pool: BlockingPool;
+  readonly scripts: {
+    readonly enqueue: LuaScript;
+    readonly poll: LuaScript;
+    readonly leave: LuaScript;
+  };
+  readonly queueEntryTtlMs: number;
+  readonly pollIntervalMs: number;
+}
+
+/** Server-side `BLPOP` timeout: re-issued after this, so a silently dead socket is noticed. */
+const BLPOP_TIMEOUT_S = 10;
+
+interface StepReply {
+  readonly code: number;
+  /** The fence (code 1) or the holder's remaining TTL in ms (code 0). */
+  readonly value: string | number;
+  readonly serverNowMs: number;
+  readonly sentAt: number;
+}
+
+type PopOutcome =
+  { readonly kind: 'reply'; readonly value: [string, string] | null } | { readonly kind: 'error' };
+
+/** Random, without `:` or `}` (see keys.ts). */
+function waiterId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+function jittered(ms: number, spread = 0.5): number {
+  return Math.max(1, Math.round(ms * (1 - spread * Math.random())));
+}
+
+/**
+ * Wait in the queue until granted; rejects with `signal.reason` after leaving the queue (and
+ * releasing a grant that raced the abort).
+ */
+export async function acquireInQueue(
+  context: QueueContext,
+  keys: LockKeys,
+  request: AcquireRequest,
+  signal: AbortSignal,
+): Promise<Granted> {
+  const id = waiterId();
+  const notify = notifyKey(keys, id);
+  const scriptKeys = [keys.lock, keys.fence, keys.queue, keys.waiters, notify];
+  const ttlMs = Math.ceil(request.ttlMs);
+  const args = [request.token, ttlMs, id, context.queueEntryTtlMs];
+
+  const step = async (script: LuaScript): Promise<StepReply> => {
+    const sentAt = Date.now();
+    const reply = (await context.runner.run(script, scriptKeys, args, {
+      // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
+      onLate: () => void leave().catch(() => undefined),
+    })) as [number, string | number, number];
+    return { code: reply[0], value: reply[1], serverNowMs: reply[2], sentAt };
+  };
+  const leave = () =>
+    context.runner.run(context.scripts.leave, scriptKeys, [
+      request.token,
+      id,
+      context.queueEntryTtlMs,
+    ]);
+  let left = false;
+  const abandon = async (reason: unknown): Promise<never> => {
+    left = true;
+    await leave().catch(() => undefined);
+    throw reason;
+  };
+
+  let reply = await step(context.scripts.enqueue);
+  if (signal.aborted) return abandon(signal.reason);
+  if (reply.code === 1)
+    return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+  let anchor = reply;
+
+  let connection: RedisClient | undefined = context.pool.take();
+  let pop: Promise<PopOutcome> | undefined;
+  const heartbeatMs = context.queueEntryTtlMs / 3;
+  const nextPollDelay = (remainingMs: number): number => {
+    const cadence = connection ? heartbeatMs : Math.min(heartbeatMs, context.pollIntervalMs);
+    // A holder that never releases is noticed right when its TTL runs out.
+    const atExpiry = remainingMs >= 0 ? remainingMs + jittered(20, 1) : context.pollIntervalMs;
+    return Math.min(jittered(cadence, 0.3), atExpiry);
+  };
+  let pollDelay = nextPollDelay(Number(reply.value));
+
+  try {
+    for (;;) {
+      if (connection && !pop) {
+        pop = connection.blpop(notify, BLPOP_TIMEOUT_S).then(
+          (value): PopOutcome => ({ kind: 'reply', value }),
+          (): PopOutcome => ({ kind: 'error' }),
+        );
+      }
+      const event = await nextEvent(pop, pollDelay, signal);
+      if (event === 'abort') return await abandon(signal.reason);
+      if (event === 'poll') {
+        reply = await step(context.scripts.poll);
+        if (reply.code === -1) reply = await step(context.scripts.enqueue);
+        if (signal.aborted) return await abandon(signal.reason);
+        if (reply.code === 1) {
+          return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+        }
+        anchor = reply;
+        pollDelay = nextPollDelay(Number(reply.value));
+        continue;
+      }
+      pop = undefined;
+      if (event.kind === 'error') {
+        // Lost the blocking connection: keep waiting by polling alone.
+        context.pool.give(connection!, false);
+        connection = undefined;
+        pollDelay = Math.min(pollDelay, jittered(context.pollIntervalMs));
+        continue;
+      }
+      const message = event.value?.[1];
+      if (message === undefined || !message.startsWith('g|')) continue; // timeout, stale wake
+      const receivedAt = Date.now();
+      const [, fence = '0', grantServerMs = '0'] = message.split('|');
+      if (signal.aborted) return await abandon(signal.reason);
+      const startedAt = anchor.sentAt + (Number(grantServerMs) - anchor.serverNowMs);
+      return { acquired: true, fence: BigInt(fence), startedAt: Math.min(startedAt, receivedAt) };
+    }
+  } catch (error) {
+    if (left) throw error;
+    if (signal.aborted) return await abandon(signal.reason);
+    // A failed poll leaves the outcome unknown: leave (best effort) so nothing stays queued.
+    await leave().catch(() => undefined);
+    throw toLockError(error, 'acquire');
+  } finally {
+    if (connection) {
+      const held = connection;
+      // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
+      if (pop) void pop.then((outcome) => context.pool.give(held, outcome.kind === 'reply'));
+      else context.pool.give(held, true);
+    }
+  }
+}
+
+/** The next thing to act on: the pop's outcome, the poll timer, or the abort. */
+function nextEvent(
+  pop: Promise<PopOutcome> | undefined,
+  pollDelayMs: number,
+  signal: AbortSignal,
+): Promise<PopOutcome | 'poll' | 'abort'> {
+  if (signal.aborted) return Promise.resolve('abort');
+  return new Promise((resolve) => {
+    const done = (event: PopOutcome | 'poll' | 'abort') => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      resolve(event);
+    };
+    const onAbort = () => done('abort');
+    const timer = setTimeout(() => done('poll'), pollDelayMs);
+    timer.unref?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void pop?.then(done);
+  });
+}
