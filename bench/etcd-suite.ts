@@ -3,7 +3,7 @@
  * (retried by the harness) and the put + delete floor.
  */
 import type { Contender } from './contenders/contender.js';
-import { distlock, importIfPresent } from './contenders/distlock.js';
+import { distlockVariants, importIfPresent } from './contenders/distlock.js';
 import { connectEtcd } from './contenders/etcd-connection.js';
 import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
@@ -28,15 +28,7 @@ async function distlockContenders(port: number): Promise<Contender[]> {
     const backend = factory({ client });
     return { backend, close: async () => client.close() };
   };
-  return [
-    distlock({
-      label: '(defaults)',
-      ttlMs: TTL_MS,
-      tuned: false,
-      settings: 'createLocks defaults',
-      open,
-    }),
-  ];
+  return distlockVariants(open, TTL_MS);
 }
 
 /** Run B1 and B2 on etcd at `port`, showing each table as soon as it is ready. */
@@ -71,7 +63,13 @@ export async function benchEtcd(
     keyPrefix: prefix,
     onProgress: log,
   });
-  const partial: StoreResults = { store: 'etcd', floor: 'put + delete', b1, b2: [] };
+  const partial: StoreResults = {
+    store: 'etcd',
+    floor: 'put + delete',
+    b1,
+    b2: [],
+    b2Reference: 'any',
+  };
   show(uncontendedTable(partial));
 
   const b2: ContendedResult[] = [];

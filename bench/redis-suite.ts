@@ -3,7 +3,7 @@
  * its defaults and tuned) and the two floors, all on the one spawned redis-server.
  */
 import type { Contender } from './contenders/contender.js';
-import { distlock, importIfPresent } from './contenders/distlock.js';
+import { distlockVariants, importIfPresent } from './contenders/distlock.js';
 import { closeRedis, connectRedis } from './contenders/redis-connection.js';
 import { handRolled, pingPairs } from './contenders/redis-floors.js';
 import { redisSemaphore, redlock } from './contenders/redis-peers.js';
@@ -31,15 +31,7 @@ async function distlockContenders(port: number): Promise<Contender[]> {
     const backend = factory({ client });
     return { backend, close: () => closeRedis(client) };
   };
-  return [
-    distlock({
-      label: '(defaults)',
-      ttlMs: TTL_MS,
-      tuned: false,
-      settings: 'createLocks defaults',
-      open,
-    }),
-  ];
+  return distlockVariants(open, TTL_MS);
 }
 
 /** Run B1, B2 and B3 on Redis at `port`, showing each table as soon as it is ready. */
@@ -85,6 +77,7 @@ export async function benchRedis(
     networkFloor: 'PING pairs',
     b1,
     b2: [],
+    b2Reference: 'tuned',
   };
   show(uncontendedTable(partial));
 

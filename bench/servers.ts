@@ -80,6 +80,7 @@ export async function startRedis(): Promise<RunningServer> {
         lazyConnect: true,
         retryStrategy: () => null,
       });
+      probe.on('error', () => undefined); // refused until the server listens: expected
       try {
         await probe.connect();
         return (await probe.ping()) === 'PONG';

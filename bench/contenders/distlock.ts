@@ -71,3 +71,47 @@ export async function importIfPresent(specifier: string): Promise<Record<string,
     throw error;
   }
 }
+
+/** Retry settings of the tuned row: retry about every millisecond, like the peers' tuned rows. */
+const TUNED_RETRY: RetryOptions = Object.freeze({
+  delayMs: 1,
+  maxDelayMs: 2,
+  factor: 1,
+  jitter: 0.5,
+});
+
+/**
+ * distlock's rows for one backend: its defaults, plus a retry-tuned row when the backend waits by
+ * polling. A backend with a server-side queue (`acquire`) never polls, so retry settings cannot
+ * change its figures and a second row would only repeat the first.
+ */
+export async function distlockVariants(open: BackendOpener, ttlMs: number): Promise<Contender[]> {
+  const probe = await open();
+  const queued = typeof probe.backend.acquire === 'function';
+  await probe.backend.close();
+  await probe.close();
+  const rows = [
+    distlock({
+      label: '(defaults)',
+      ttlMs,
+      tuned: false,
+      settings: queued
+        ? 'createLocks defaults; waits in the server-side FIFO queue (retry settings unused)'
+        : 'createLocks defaults: retry 25→500 ms ×2, jitter 0.5',
+      open,
+    }),
+  ];
+  if (!queued) {
+    rows.push(
+      distlock({
+        label: '(tuned)',
+        ttlMs,
+        tuned: true,
+        retry: TUNED_RETRY,
+        settings: 'retry delayMs 1, maxDelayMs 2, factor 1, jitter 0.5',
+        open,
+      }),
+    );
+  }
+  return rows;
+}
