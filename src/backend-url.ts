@@ -86,9 +86,7 @@ export async function openBackend(
     case 'redis':
     case 'rediss': {
       requireHost(text);
-      const { redisBackend } = await importBackend<{
-        redisBackend(options: { url: string }): LockBackend;
-      }>('./backends/redis/index.js');
+      const { redisBackend } = await import('./backends/redis/index.js');
       return redisBackend({ url: text });
     }
     case 'etcd': {
@@ -114,15 +112,13 @@ export async function openBackend(
   }
 }
 
-// TODO(cli): import these literally once the files/redis/etcd backends have landed.
+// TODO(cli): import etcd literally once its backend has landed.
 async function importBackend<T>(specifier: string): Promise<T> {
   return (await import(specifier)) as T;
 }
 
 async function openFiles(dir: string): Promise<LockBackend> {
-  const { filesBackend } = await importBackend<{
-    filesBackend(options: { dir: string }): LockBackend;
-  }>('./backends/files/index.js');
+  const { filesBackend } = await import('./backends/files/index.js');
   return filesBackend({ dir });
 }
 

@@ -27,9 +27,9 @@ export class UsageError extends CliError {
   }
 }
 
-function errnoOf(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
+/** A Node.js system error (ECONNREFUSED, EACCES…): it has a `syscall`, unlike `ERR_*` errors. */
+function isSystemError(error: unknown): boolean {
+  return typeof (error as { syscall?: unknown } | null)?.syscall === 'string';
 }
 
 /** The exit code for an error that ended a command. */
@@ -56,8 +56,7 @@ export function exitCodeFor(error: unknown): number {
         return ExitCode.INTERNAL;
     }
   }
-  const errno = errnoOf(error);
-  if (errno !== undefined && /^E[A-Z0-9_]+$/.test(errno)) {
+  if (isSystemError(error)) {
     // A system error from the store's client (ECONNREFUSED…) or the file system (EACCES on the
     // lock directory): the backend cannot be used as configured.
     return ExitCode.UNAVAILABLE;

@@ -2,7 +2,7 @@
  * The lock manager a command works with: the backend named by `--backend`, else `DISTLOCK_URL`,
  * else lock files under the OS temp dir.
  */
-import { openBackend } from '../backend-url.js';
+import { defaultLockDir, openBackend, redactUrl } from '../backend-url.js';
 import { createLocks, type LockManager } from '../index.js';
 
 /** The environment variable that names the backend when `--backend` is not given. */
@@ -15,6 +15,13 @@ export function resolveBackendUrl(option: string | undefined): string | undefine
   return fromEnv !== undefined && fromEnv.trim() !== '' ? fromEnv : undefined;
 }
 
+let openedLabel: string | undefined;
+
+/** The redacted URL of the backend opened last, for error messages; undefined before any. */
+export function openedBackendLabel(): string | undefined {
+  return openedLabel;
+}
+
 /**
  * Open the backend and a lock manager over it. The caller must `close()` the manager.
  * @throws {InvalidArgumentError} for a bad URL (with its password redacted).
@@ -23,7 +30,9 @@ export async function openLocks(
   backendOption: string | undefined,
   options: { ttlMs?: number; waitMs?: number } = {},
 ): Promise<LockManager> {
-  const backend = await openBackend(resolveBackendUrl(backendOption));
+  const url = resolveBackendUrl(backendOption);
+  openedLabel = redactUrl(url ?? `file://${defaultLockDir()}`);
+  const backend = await openBackend(url);
   try {
     return createLocks({ backend, ...options });
   } catch (error) {

@@ -9,7 +9,7 @@ import { describeError, exitCodeFor, UsageError } from './cli-error.js';
 import { demoCommand } from './demo-command.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { listCommand, releaseCommand, statusCommand } from './inspect-commands.js';
-import { BACKEND_URL_ENV } from './open-locks.js';
+import { BACKEND_URL_ENV, openedBackendLabel } from './open-locks.js';
 import { printError } from './output.js';
 import { runUnderLock } from './run-command.js';
 
@@ -226,7 +226,12 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
     const exitCode = exitCodeFor(error);
-    printError(describeError(error));
+    const backend = openedBackendLabel();
+    printError(
+      exitCode === ExitCode.UNAVAILABLE && backend !== undefined
+        ? `backend ${backend} is unavailable: ${describeError(error)}`
+        : describeError(error),
+    );
     if (
       exitCode === ExitCode.INTERNAL &&
       process.env.DISTLOCK_DEBUG === '1' &&

@@ -100,6 +100,9 @@ async function holdAndRun(
   onStarted: (child: SupervisedChild) => void,
 ): Promise<number> {
   let exitCode: number | undefined;
+  // One round trip first, so an unreachable store is reported as such (exit 69) at once rather
+  // than as a lock that was not acquired in time.
+  await locks.inspect(options.key);
   try {
     await locks.withLock(
       options.key,
