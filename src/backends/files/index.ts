@@ -54,6 +54,10 @@ export { FILES_DEFAULTS, type FilesBackendOptions } from './options.js';
 /** Compare-and-swap rounds before giving up; each lost round means another process progressed. */
 const MAX_CAS_ATTEMPTS = 50;
 
+/** A {@link LockBackend} whose optional operator calls and `watch` are all implemented. */
+export type FilesBackend = LockBackend &
+  Required<Pick<LockBackend, 'watch' | 'list' | 'forceRelease'>>;
+
 /** Re-reads allowed for inspect/list when the head moves while its details are read. */
 const MAX_READ_ATTEMPTS = 100;
 
@@ -79,7 +83,7 @@ function validateTtl(ttlMs: unknown): number {
   return ttlMs;
 }
 
-class FilesBackend implements LockBackend {
+class FilesBackendImpl implements FilesBackend {
   readonly name = 'files';
   readonly capabilities = Object.freeze({
     fencing: true,
@@ -267,6 +271,6 @@ class FilesBackend implements LockBackend {
  * ```
  * @throws {InvalidArgumentError} when an option is invalid (the error's `option` names it).
  */
-export function filesBackend(options: FilesBackendOptions = {}): LockBackend {
-  return new FilesBackend(resolveFilesOptions(options));
+export function filesBackend(options: FilesBackendOptions = {}): FilesBackend {
+  return new FilesBackendImpl(resolveFilesOptions(options));
 }
