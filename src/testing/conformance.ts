@@ -500,8 +500,10 @@ export function runConformanceSuite(options: ConformanceOptions): void {
           });
           const pending = waiter.acquire(key);
           await delay(ms(50));
+          // Observe the rejection before closing: a backend's close may do I/O while it lands.
+          const rejected = expect(pending).rejects.toBeInstanceOf(LockClosedError);
           await waiter.close();
-          await expect(pending).rejects.toBeInstanceOf(LockClosedError);
+          await rejected;
           await expect(waiter.acquire(key)).rejects.toBeInstanceOf(LockClosedError);
           await lease.release();
         });
