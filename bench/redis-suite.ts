@@ -3,7 +3,8 @@
  * its defaults and tuned) and the two floors, all on the one spawned redis-server.
  */
 import type { Contender } from './contenders/contender.js';
-import { distlockVariants, importIfPresent } from './contenders/distlock.js';
+import { redisBackend } from '../src/backends/redis/index.js';
+import { distlockVariants } from './contenders/distlock.js';
 import { closeRedis, connectRedis } from './contenders/redis-connection.js';
 import { handRolled, pingPairs } from './contenders/redis-floors.js';
 import { redisSemaphore, redlock } from './contenders/redis-peers.js';
@@ -19,17 +20,11 @@ import type { Table } from './table.js';
 const TTL_MS = 10_000;
 const CLIENTS = 8;
 
-/** distlock's Redis rows, or none while `src/backends/redis` does not exist yet. */
-async function distlockContenders(port: number): Promise<Contender[]> {
-  const module = await importIfPresent(
-    new URL('../src/backends/redis/index.js', import.meta.url).href,
-  );
-  const factory = module?.['redisBackend'];
-  if (typeof factory !== 'function') return [];
+/** distlock's Redis rows: one lock manager and backend per client, each on its own connection. */
+function distlockContenders(port: number): Promise<Contender[]> {
   const open = async () => {
     const client = await connectRedis(port);
-    const backend = factory({ client });
-    return { backend, close: () => closeRedis(client) };
+    return { backend: redisBackend({ client }), close: () => closeRedis(client) };
   };
   return distlockVariants(open, TTL_MS);
 }
@@ -43,8 +38,6 @@ export async function benchRedis(
 ): Promise<StoreResults> {
   const prefix = `bench:${Date.now()}:`;
   const distlockRows = await distlockContenders(port);
-  if (distlockRows.length === 0)
-    log('redis: distlock backend (src/backends/redis) not found — its rows are pending');
   const contenders: Contender[] = [
     pingPairs(port),
     handRolled(port, { ttlMs: TTL_MS, retryMs: 1 }),
