@@ -1,0 +1,246 @@
+/**
+ * A session: one etcd lease that every queue entry of a backend is put under, kept alive every
+ * TTL/3 over one keep-alive stream.
+ *
+ * Why one lease per backend rather than one per lock: acquiring is then a single write (a txn that
+ * puts the entry under the session's lease) and releasing a single write (a guarded delete),
+ * where a lease per lock costs a grant and a revoke on top; and one keep-alive message per TTL/3
+ * serves every lock this process holds. The price is that etcd only frees a lock by itself when
+ * the whole session dies (process crash, partition): a live holder that stops extending is
+ * reaped by its own backend at the lock's TTL instead (see `backend.ts`).
+ *
+ * Local deadline: etcd restarts the lease's TTL when it *receives* a keep-alive, which is after we
+ * sent it, so `sentAt + ttl` (less a drift margin) of the last answered keep-alive is a moment
+ * before which etcd cannot have expired the lease. If no keep-alive gets through by then, the
+ * session is lost: its `signal` aborts, and every lock held under it is reported lost before etcd
+ * can let anyone else in.
+ */
+import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { BackendUnavailableError } from '../../core/errors.js';
+import { toLockError } from './errors.js';
+import type { ResolvedEtcdOptions } from './options.js';
+
+type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
+
+/** Clock drift allowance taken off the session's local deadline (as the core does for leases). */
+function driftMs(ttlMs: number): number {
+  return Math.floor(ttlMs * 0.01) + 2;
+}
+
+/** One etcd lease kept alive for as long as the backend lives or until it is lost. */
+export class EtcdSession {
+  /** The etcd lease ID (a decimal string: IDs exceed 2^53). */
+  readonly leaseId: string;
+  readonly #client: Etcd3;
+  readonly #options: ResolvedEtcdOptions;
+  readonly #controller = new AbortController();
+  readonly #intervalMs: number;
+  #lastOkSentAt: number;
+  #stream: KeepAliveStream | undefined;
+  #opening = false;
+  /** Send times of keep-alives not answered yet, oldest first (etcd answers in order). */
+  #pending: number[] = [];
+  #interval: ReturnType<typeof setInterval> | undefined;
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  private constructor(
+    client: Etcd3,
+    leaseId: string,
+    grantSentAt: number,
+    options: ResolvedEtcdOptions,
+  ) {
+    this.#client = client;
+    this.leaseId = leaseId;
+    this.#options = options;
+    this.#lastOkSentAt = grantSentAt;
+    this.#intervalMs = Math.max(1, Math.floor(options.sessionTtlMs / 3));
+    this.#interval = setInterval(() => this.#keepAlive(), this.#intervalMs);
+    this.#interval.unref?.();
+    this.#armDeadline();
+    this.#emit({ type: 'granted', leaseId, deadline: this.deadline });
+  }
+
+  /** Grant a new lease and start keeping it alive. */
+  static async grant(client: Etcd3, options: ResolvedEtcdOptions): Promise<EtcdSession> {
+    const sentAt = Date.now();
+    try {
+      const response = await client.leaseClient.leaseGrant(
+        { TTL: Math.ceil(options.sessionTtlMs / 1000) },
+        { deadline: sentAt + options.operationTimeoutMs },
+      );
+      if (response.error) throw new Error(response.error);
+      return new EtcdSession(client, response.ID, sentAt, options);
+    } catch (error) {
+      throw toLockError(error, 'session lease grant');
+    }
+  }
+
+  /** Aborted (with a `BackendUnavailableError` reason) when the session is lost or closed. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get lost(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  /** Local epoch ms before which etcd cannot have expired this lease. */
+  get deadline(): number {
+    return this.#lastOkSentAt + this.#options.sessionTtlMs - driftMs(this.#options.sessionTtlMs);
+  }
+
+  /**
+   * Declare the session lost (keep-alives failed, or etcd said the lease is gone): abort its
+   * signal, stop keeping it alive and revoke it, so that etcd frees its locks now rather than
+   * when it notices.
+   */
+  markLost(error: Error): void {
+    if (this.lost) return;
+    this.#controller.abort(error);
+    this.#stop();
+    this.#emit({ type: 'lost', leaseId: this.leaseId, error });
+    this.#revoke().catch(() => undefined);
+  }
+
+  /** Stop keeping the lease alive and revoke it (deleting every entry under it). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const wasLost = this.lost;
+    if (!wasLost) this.#controller.abort(new BackendUnavailableError('etcd session closed'));
+    this.#stop();
+    if (!wasLost) await this.#revoke().catch(() => undefined);
+  }
+
+  async #revoke(): Promise<void> {
+    await this.#client.leaseClient.leaseRevoke(
+      { ID: this.leaseId },
+      { deadline: Date.now() + this.#options.operationTimeoutMs },
+    );
+  }
+
+  #stop(): void {
+    clearInterval(this.#interval);
+    clearTimeout(this.#deadlineTimer);
+    clearTimeout(this.#retryTimer);
+    this.#interval = this.#deadlineTimer = this.#retryTimer = undefined;
+    this.#dropStream();
+  }
+
+  #armDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = setTimeout(
+      () => {
+        this.markLost(
+          new BackendUnavailableError(
+            `etcd session lease ${this.leaseId} lost: no keep-alive got through within ${this.#options.sessionTtlMs} ms`,
+          ),
+        );
+      },
+      Math.max(0, this.deadline - Date.now()),
+    );
+    this.#deadlineTimer.unref?.();
+  }
+
+  #keepAlive(): void {
+    if (this.lost) return;
+    const oldest = this.#pending[0];
+    if (oldest !== undefined && Date.now() - oldest >= this.#intervalMs) {
+      // No answer for a whole interval: the stream's member may be stuck; open a fresh stream
+      // (the pool may pick another member).
+      this.#dropStream();
+    }
+    if (this.#stream) {
+      this.#send(this.#stream);
+      return;
+    }
+    if (this.#opening) return;
+    this.#opening = true;
+    this.#client.leaseClient
+      .leaseKeepAlive()
+      .then((stream) => {
+        this.#opening = false;
+        if (this.lost) {
+          stream.end();
+          return;
+        }
+        this.#stream = stream;
+        stream.on('data', (response) => this.#onResponse(stream, response));
+        stream.on('error', () => this.#onStreamEnd(stream));
+        stream.on('end', () => this.#onStreamEnd(stream));
+        this.#send(stream);
+      })
+      .catch(() => {
+        this.#opening = false;
+        this.#retrySoon();
+      });
+  }
+
+  #send(stream: KeepAliveStream): void {
+    try {
+      this.#pending.push(Date.now());
+      stream.write({ ID: this.leaseId });
+    } catch {
+      this.#onStreamEnd(stream);
+    }
+  }
+
+  #onResponse(stream: KeepAliveStream, response: ILeaseKeepAliveResponse): void {
+    if (stream !== this.#stream) return;
+    const sentAt = this.#pending.shift();
+    if (response.TTL === '0' || Number(response.TTL) <= 0) {
+      this.markLost(
+        new BackendUnavailableError(`etcd session lease ${this.leaseId} expired in etcd`),
+      );
+      return;
+    }
+    if (sentAt === undefined) return;
+    if (sentAt > this.#lastOkSentAt) {
+      this.#lastOkSentAt = sentAt;
+      this.#armDeadline();
+      this.#emit({ type: 'kept-alive', leaseId: this.leaseId, deadline: this.deadline });
+    }
+  }
+
+  #onStreamEnd(stream: KeepAliveStream): void {
+    if (stream !== this.#stream) return;
+    this.#dropStream();
+    this.#retrySoon();
+  }
+
+  /** Try again well before the next interval: the deadline is what ends the session. */
+  #retrySoon(): void {
+    if (this.lost || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        this.#keepAlive();
+      },
+      Math.min(200, this.#intervalMs),
+    );
+    this.#retryTimer.unref?.();
+  }
+
+  #dropStream(): void {
+    const stream = this.#stream;
+    this.#stream = undefined;
+    this.#pending = [];
+    if (stream) {
+      try {
+        stream.end();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  #emit(event: Parameters<NonNullable<ResolvedEtcdOptions['onSessionEvent']>>[0]): void {
+    try {
+      this.#options.onSessionEvent?.(event);
+    } catch {
+      // An observer's exception must not break the keep-alive loop.
+    }
+  }
+}
