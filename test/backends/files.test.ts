@@ -1,11 +1,12 @@
 /**
- * Direct tests of the files backend (the conformance suite runs in files-conformance.test.ts):
- * the atomic takeover race, mutual exclusion, fences across restarts, tokens, operator calls,
- * wake-ups, options and error mapping.
+ * The files backend: the shared conformance suite (including OS processes contending through the
+ * fixture module), then direct tests of what is particular to it: the atomic takeover race,
+ * fences across restarts, any key and token, operator calls, wake-ups, options and error mapping.
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LockBackend } from '../../src/core/backend.js';
 import {
@@ -19,6 +20,8 @@ import {
   type FilesBackend,
   type FilesBackendOptions,
 } from '../../src/backends/files/index.js';
+import { runConformanceSuite } from '../../src/testing/conformance.js';
+import { FILES_DIR_ENV } from '../fixtures/files-backend.js';
 import { tempDir, waitUntil } from '../harness/process.js';
 
 const dirs: Array<{ remove: () => void }> = [];
@@ -43,6 +46,17 @@ function setup(
   });
   return { dir: dir.path, clients };
 }
+
+const conformanceDir = tempDir('distlock-files-conformance-');
+dirs.push(conformanceDir);
+// Read by the fixture module in the processes the suite spawns (they inherit the environment).
+process.env[FILES_DIR_ENV] = conformanceDir.path;
+
+runConformanceSuite({
+  name: 'files',
+  createBackend: () => filesBackend({ dir: conformanceDir.path }),
+  processBackendModule: fileURLToPath(new URL('../fixtures/files-backend.ts', import.meta.url)),
+});
 
 const acquire = (backend: LockBackend, key: string, token: string, ttlMs = 10_000) =>
   backend.tryAcquire({ key, token, ttlMs });
