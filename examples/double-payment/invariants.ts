@@ -5,14 +5,35 @@
  */
 import { formatMoney, type Account, type Payment, type Receipt } from './model.js';
 
-/** The invariants, in the order they are reported. */
+/** The invariants, in the order they are reported: a short title and the precise rule. */
 export const INVARIANTS = Object.freeze({
-  'payments-processed': 'each payment sent was processed once (one receipt per payment)',
-  'payments-recorded': "each payment is in its account's ledger exactly once",
-  'money-conserved': 'per account: money received = applied to orders + credit',
-  'order-paid-once': 'no order paid twice (its receipts add up to at most its price)',
-  'order-within-price': "no order's paid amount in the store exceeds its price",
-  'receipts-match-store': 'receipts match the store (per order paid, per account credit)',
+  'payments-processed': {
+    title: 'each payment processed once',
+    definition:
+      'every payment sent has exactly one receipt, and no receipt names a payment nobody sent',
+  },
+  'payments-recorded': {
+    title: "each payment in its account's ledger once",
+    definition: "every payment sent appears exactly once in its account's ledger in the store",
+  },
+  'money-conserved': {
+    title: 'no money lost or created',
+    definition:
+      "per account: sum of payments sent to it = sum of its orders' paid amounts + its credit",
+  },
+  'order-paid-once': {
+    title: 'no order paid twice',
+    definition: 'per order: the amounts receipts allocated to it add up to at most its price',
+  },
+  'order-within-price': {
+    title: 'no order overpaid in the store',
+    definition: 'per order in the store: 0 ≤ paid amount ≤ price',
+  },
+  'receipts-match-store': {
+    title: 'receipts agree with the store',
+    definition:
+      "per order: paid amount in the store = sum its receipts allocated; per account: credit = sum of its receipts' credit",
+  },
 } as const);
 
 /** Identifies one invariant. */
@@ -21,7 +42,8 @@ export type InvariantId = keyof typeof INVARIANTS;
 /** The verdict on one invariant. */
 export interface InvariantResult {
   readonly id: InvariantId;
-  readonly description: string;
+  readonly title: string;
+  readonly definition: string;
   /** How many payments, accounts or orders break it; 0 when it holds. */
   readonly broken: number;
   /** What exactly is broken, for people (empty when it holds). */
@@ -65,7 +87,7 @@ export function checkInvariants(evidence: RunEvidence): InvariantResult[] {
 
   const results: InvariantResult[] = [];
   const report = (id: InvariantId, broken: number, detail: string) =>
-    results.push({ id, description: INVARIANTS[id], broken, detail: broken ? detail : '' });
+    results.push({ id, ...INVARIANTS[id], broken, detail: broken ? detail : '' });
 
   // Processed: exactly one receipt per payment sent, and none for payments nobody sent.
   const receiptsPerPayment = countBy(receipts, (receipt) => receipt.paymentId);

@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError } from '../../src/index.js';
 import { openBackend, redactUrl } from '../../src/backend-url.js';
-import { formatSummary, startProgress } from './report.js';
+import { formatInvariantRules, formatSummary, startProgress } from './report.js';
 import { runOnce, type RunResult, type RunSpec } from './run.js';
 import { WorkerPool } from './worker-pool.js';
 import { generateScenario } from './scenario.js';
@@ -30,7 +30,7 @@ import { generateScenario } from './scenario.js';
 export interface DemoOptions {
   /** Worker processes per run. @default 4 */
   readonly workers?: number;
-  /** Payments per run. @default 300 */
+  /** Payments per run. @default 240 */
   readonly payments?: number;
   /** Accounts the payments are spread over (one lock each). @default 3 */
   readonly accounts?: number;
@@ -75,7 +75,7 @@ export interface DemoResult {
 /** Every default of {@link DemoOptions}. */
 export const DEMO_DEFAULTS = Object.freeze({
   workers: 4,
-  payments: 300,
+  payments: 240,
   accounts: 3,
   seed: 42,
   ttlMs: 5_000,
@@ -168,7 +168,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       `Double payment: ${payments} payments to ${accounts} accounts, ${workers} worker processes, ` +
         `lock backend ${redactUrl(backendUrl)}\n`,
     );
-    say(`Starting ${workers} worker processes…\n\n`);
+    say(`\n${formatInvariantRules()}\n\nStarting ${workers} worker processes…\n`);
     pool = await WorkerPool.start(workers, backendUrl, DEMO_DEFAULTS.startTimeoutMs);
 
     const runs: RunResult[] = [];

@@ -3,6 +3,7 @@
  * not a terminal), and the summary table at the end.
  */
 import cliProgress from 'cli-progress';
+import { INVARIANTS } from './invariants.js';
 import type { DemoResult } from './main.js';
 import type { RunResult } from './run.js';
 
@@ -47,11 +48,12 @@ export function startProgress(
   };
 }
 
-const FIRST_COLUMN_WIDTH = 66;
+const FIRST_COLUMN_WIDTH = 46;
 const COLUMN_WIDTH = 16;
 
 function row(first: string, cells: readonly string[]): string {
-  return `${first.padEnd(FIRST_COLUMN_WIDTH)}${cells.map((cell) => cell.padEnd(COLUMN_WIDTH)).join('')}`.trimEnd();
+  const rest = cells.map((cell) => cell.padEnd(COLUMN_WIDTH)).join('');
+  return (first.padEnd(FIRST_COLUMN_WIDTH) + rest).trimEnd();
 }
 
 function verdict(broken: number): string {
@@ -62,42 +64,37 @@ function lockedOnly(run: RunResult, text: string): string {
   return run.locking ? text : '–';
 }
 
+/** The invariants and their precise rules, printed before the runs. */
+export function formatInvariantRules(): string {
+  const rules = Object.values(INVARIANTS).map(
+    (invariant) => `  • ${invariant.title}: ${invariant.definition}`,
+  );
+  return ['After all payments, these must hold:', ...rules].join('\n');
+}
+
 /** The summary table and what it means, as text. */
 export function formatSummary(result: DemoResult): string {
   const { runs } = result;
-  const lines: string[] = [];
-  lines.push(
+  const lines: string[] = [
     row(
       '',
       runs.map((run) => run.label),
     ),
-  );
-  for (const [i, first] of (runs[0]?.invariants ?? []).entries()) {
+  ];
+  for (const [i, invariant] of (runs[0]?.invariants ?? []).entries()) {
     lines.push(
       row(
-        first.description,
+        invariant.title,
         runs.map((run) => verdict(run.invariants[i]?.broken ?? 0)),
       ),
     );
   }
-  lines.push(
-    row(
-      'stale accesses refused by the fence (retried)',
-      runs.map((run) => lockedOnly(run, String(run.fenceRejections))),
-    ),
-  );
-  lines.push(
-    row(
-      'leases lost before the write (retried)',
-      runs.map((run) => lockedOnly(run, String(run.leaseLosses))),
-    ),
-  );
-  lines.push(
-    row(
-      'mean wait for the account lock',
-      runs.map((run) => lockedOnly(run, `${run.meanLockWaitMs.toFixed(1)} ms`)),
-    ),
-  );
+  const fenced = runs.map((run) => lockedOnly(run, String(run.fenceRejections)));
+  const lost = runs.map((run) => lockedOnly(run, String(run.leaseLosses)));
+  const waited = runs.map((run) => lockedOnly(run, `${run.meanLockWaitMs.toFixed(1)} ms`));
+  lines.push(row('stale accesses refused by fence (retried)', fenced));
+  lines.push(row('leases lost before the write (retried)', lost));
+  lines.push(row('mean wait for the account lock', waited));
   lines.push(
     row(
       'payments per second',
@@ -116,22 +113,25 @@ export function formatSummary(result: DemoResult): string {
     const broken = run.invariants.filter((invariant) => invariant.broken > 0);
     if (broken.length === 0) continue;
     lines.push(`${run.label}: ${broken.length} of ${run.invariants.length} invariants broken`);
-    for (const invariant of broken) lines.push(`  ✗ ${invariant.description}: ${invariant.detail}`);
+    for (const invariant of broken) lines.push(`  ✗ ${invariant.title}: ${invariant.detail}`);
   }
-  const unlocked = runs.filter((run) => !run.expectSafe);
-  if (unlocked.length > 0 && unlocked.every((run) => run.brokenInvariants === 0)) {
+  const unsafe = runs.filter((run) => !run.expectSafe);
+  if (unsafe.length > 0 && unsafe.every((run) => run.brokenInvariants === 0)) {
     lines.push(
       'Without the lock the race did not show this time; try more --payments or --workers.',
     );
   }
   const frozen = runs.find((run) => run.id === 'with-lock-frozen-worker');
-  lines.push(
-    result.ok
-      ? 'With the lock: every invariant holds.' +
-          (frozen && frozen.fenceRejections > 0
-            ? ` Even when a worker froze past its lease, the store refused its stale write by its fence (${frozen.fenceRejections}×) and the payment was retried.`
-            : '')
-      : 'FAILED: an invariant broke while the lock was held. This is a bug in the lock or its backend.',
-  );
+  if (!result.ok) {
+    lines.push('FAILED: an invariant broke although the lock was used.');
+  } else {
+    lines.push('With the lock: every invariant holds.');
+    if (frozen && frozen.fenceRejections > 0) {
+      lines.push(
+        `A worker frozen past its lease was stopped by the fence: the store refused its stale ` +
+          `write (${frozen.fenceRejections}×) and it retried the payment under a new lease.`,
+      );
+    }
+  }
   return lines.join('\n');
 }
