@@ -143,6 +143,28 @@ describe('redis backend faults and queue', () => {
     expect(fences).toEqual([2n, 3n, 4n, 5n, 6n, 7n].map((f) => lease.fence + f - 1n));
   });
 
+  it('without blocking connections, waiters poll and are still served in order', async () => {
+    const key = freshKey('polling');
+    const holder = manager();
+    const lease = await holder.acquire(key);
+    const order: number[] = [];
+    const waiters: Promise<void>[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      waiters.push(
+        manager({ maxBlockingConnections: 0, pollIntervalMs: 20 })
+          .acquire(key)
+          .then(async (next) => {
+            order.push(i);
+            await next.release();
+          }),
+      );
+      await waitersOf(holder, key, i + 1);
+    }
+    await lease.release();
+    await Promise.all(waiters);
+    expect(order).toEqual([0, 1, 2]);
+  });
+
   it('tryAcquire does not jump the queue when the holder expires', async () => {
     const key = freshKey('no-jump');
     const holder = manager();

@@ -103,7 +103,15 @@ export class RedisBackend implements LockBackend {
   ): Promise<Granted> {
     this.#throwIfClosed();
     const keys = lockKeys(this.#options.prefix, request.key);
-    const signal = AbortSignal.any([options.signal, this.#closing.signal]);
+    // One listener pair instead of AbortSignal.any, which is costly per call on Node 20.
+    const controller = new AbortController();
+    const forward = (source: AbortSignal) => () => controller.abort(source.reason);
+    const onAbort = forward(options.signal);
+    const onClose = forward(this.#closing.signal);
+    if (options.signal.aborted) onAbort();
+    else options.signal.addEventListener('abort', onAbort, { once: true });
+    this.#closing.signal.addEventListener('abort', onClose, { once: true });
+    const signal = controller.signal;
     const waiting = acquireInQueue(
       {
         runner: this.#runner,
@@ -122,6 +130,8 @@ export class RedisBackend implements LockBackend {
       return await waiting;
     } finally {
       this.#waiting.delete(tracked);
+      options.signal.removeEventListener('abort', onAbort);
+      this.#closing.signal.removeEventListener('abort', onClose);
     }
   }
 

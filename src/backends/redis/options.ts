@@ -42,7 +42,7 @@ export interface RedisBackendOptions {
   readonly pollIntervalMs?: number;
   /**
    * Most connections this backend opens for `BLPOP` (one per waiter queued at the same time,
-   * reused once idle). Waiters beyond it poll instead.
+   * reused once idle). Waiters beyond it poll instead; 0 makes every waiter poll.
    * @default 16
    */
   readonly maxBlockingConnections?: number;
@@ -148,13 +148,13 @@ export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptio
     'pollIntervalMs',
     options.pollIntervalMs ?? REDIS_DEFAULTS.pollIntervalMs,
   );
-  const maxBlockingConnections = Number.isInteger(options.maxBlockingConnections)
-    ? (options.maxBlockingConnections as number)
-    : positiveInteger(
-        'maxBlockingConnections',
-        options.maxBlockingConnections ?? REDIS_DEFAULTS.maxBlockingConnections,
-      );
-  if (maxBlockingConnections < 0) {
+  const maxBlockingConnections =
+    options.maxBlockingConnections ?? REDIS_DEFAULTS.maxBlockingConnections;
+  if (
+    typeof maxBlockingConnections !== 'number' ||
+    !Number.isInteger(maxBlockingConnections) ||
+    maxBlockingConnections < 0
+  ) {
     throw new InvalidArgumentError('maxBlockingConnections', 'must be an integer >= 0');
   }
 

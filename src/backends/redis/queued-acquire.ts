@@ -68,9 +68,12 @@ interface StepReply {
 type PopOutcome =
   { readonly kind: 'reply'; readonly value: [string, string] | null } | { readonly kind: 'error' };
 
-/** Random, without `:` or `}` (see keys.ts). */
+/** This process's waiter ids: a random base and a counter, without `:` or `}` (see keys.ts). */
+const WAITER_ID_BASE = randomBytes(9).toString('base64url');
+let waiterCounter = 0;
 function waiterId(): string {
-  return randomBytes(12).toString('base64url');
+  waiterCounter = (waiterCounter + 1) % Number.MAX_SAFE_INTEGER;
+  return `${WAITER_ID_BASE}.${waiterCounter.toString(36)}`;
 }
 
 function jittered(ms: number, spread = 0.5): number {
@@ -98,8 +101,8 @@ export async function acquireInQueue(
     const reply = (await context.runner.run(script, scriptKeys, args, {
       // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
       onLate: () => void leave().catch(() => undefined),
-    })) as [number, string | number, number];
-    return { code: reply[0], value: reply[1], serverNowMs: reply[2], sentAt };
+    })) as [number, string | number, number?];
+    return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
   };
   const leave = () =>
     context.runner.run(context.scripts.leave, scriptKeys, [

@@ -7,16 +7,20 @@ import { COMMON_LUA } from './common.lua.js';
  *
  * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
  * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms.
- * Returns `{1, fence, serverNowMs}` when acquired, `{0, pttlMs, serverNowMs}` when queued.
+ * Returns `{1, fence}` when acquired (the server time may follow), `{0, pttlMs, serverNowMs}`
+ * when queued.
  */
 export const ENQUEUE_LUA = `${COMMON_LUA}
-local now = now_ms()
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, redis.call('GET', KEYS[2]), now}
+  return {1, redis.call('GET', KEYS[2])}
 end
-if not holder and (redis.call('EXISTS', KEYS[3]) == 0 or not promote(now)) then
+if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
+  return {1, grant(ARGV[1], ARGV[2])}
+end
+local now = now_ms()
+if not holder and not promote(now) then
   return {1, grant(ARGV[1], ARGV[2]), now}
 end
 enqueue(ARGV[3], ARGV[1], ARGV[2], tonumber(ARGV[4]), now, true)
