@@ -39,5 +39,7 @@ export async function demoCommand(options: { backendUrl: string | undefined }): 
   const backendUrl = resolveBackendUrl(options.backendUrl);
   const outcome = await demo.runDemo(backendUrl === undefined ? {} : { backendUrl });
   // The demo may report its own exit code (e.g. 1 when an invariant was violated).
-  return typeof outcome === 'number' ? outcome : ExitCode.OK;
+  if (typeof outcome === 'number') return outcome;
+  const exitCode = (outcome as { exitCode?: unknown } | null)?.exitCode;
+  return typeof exitCode === 'number' ? exitCode : ExitCode.OK;
 }
