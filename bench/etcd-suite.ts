@@ -8,7 +8,7 @@ import { connectEtcd } from './contenders/etcd-connection.js';
 import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
 import { contendedTable, uncontendedTable, type StoreResults } from './report.js';
-import { runContended, type ContendedResult } from './scenarios/contended.js';
+import { runContendedInterleaved } from './scenarios/contended.js';
 import { etcdCounter } from './scenarios/counter.js';
 import { runUncontended } from './scenarios/uncontended.js';
 import type { Table } from './table.js';
@@ -72,22 +72,25 @@ export async function benchEtcd(
   };
   show(uncontendedTable(partial));
 
-  const b2: ContendedResult[] = [];
-  for (const [index, contender] of contenders.filter((c) => c.excludes).entries()) {
-    const result = await runContended(contender, {
-      clients: CLIENTS,
-      durationMs: options.contendedMs,
-      drainMs: 15_000,
-      key: `${prefix}b2/${index}`,
-      counterKey: `${prefix}b2/${index}/counter`,
-      counter: etcdCounter(port),
-    });
-    log(
-      `etcd B2: ${contender.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
-        `p99 wait ${result.waitP99Ms.toFixed(1)} ms ${result.correct ? '' : ' *** COUNTER CHECK FAILED ***'}`,
-    );
-    b2.push(result);
-  }
+  const lockRows = contenders.filter((c) => c.excludes);
+  log(
+    `etcd B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
+      `in ${options.contendedRounds} interleaved round(s)`,
+  );
+  const b2 = await runContendedInterleaved(lockRows, {
+    clients: CLIENTS,
+    durationMs: options.contendedMs,
+    rounds: options.contendedRounds,
+    drainMs: 15_000,
+    key: `${prefix}b2/`,
+    counterKey: `${prefix}b2/counter/`,
+    counter: etcdCounter(port),
+    onResult: (result) =>
+      log(
+        `etcd B2: ${result.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
+          `p99 wait ${result.waitP99Ms.toFixed(1)} ms${result.correct ? '' : '  *** COUNTER CHECK FAILED ***'}`,
+      ),
+  });
   const results: StoreResults = { ...partial, b2 };
   show(contendedTable(results));
   return results;

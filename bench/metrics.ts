@@ -74,15 +74,21 @@ export function jainIndex(counts: readonly number[]): number {
  * Share (0–1) of acquisitions won by the client that held the lock just before: over the
  * sequence of holders in grant order, the fraction of consecutive pairs with the same client.
  * A strict FIFO with several waiters gives 0; a lock that lets the releaser re-take it at once
- * gives close to 1. `NaN` when there are fewer than two acquisitions.
+ * gives close to 1. `NaN` when there are fewer than two acquisitions. Several sequences (separate
+ * timed windows) are pooled without pairing the end of one with the start of the next.
  *
  * @example sameHolderShare([0, 0, 1, 2]) === 1 / 3
  */
-export function sameHolderShare(holders: readonly number[]): number {
-  if (holders.length < 2) return Number.NaN;
+export function sameHolderShare(...sequences: (readonly number[])[]): number {
   let same = 0;
-  for (let i = 1; i < holders.length; i++) if (holders[i] === holders[i - 1]) same++;
-  return same / (holders.length - 1);
+  let pairs = 0;
+  for (const holders of sequences) {
+    for (let i = 1; i < holders.length; i++) {
+      pairs++;
+      if (holders[i] === holders[i - 1]) same++;
+    }
+  }
+  return pairs === 0 ? Number.NaN : same / pairs;
 }
 
 /** Number of acquisitions per client id `0..clients-1` in a sequence of holders. */

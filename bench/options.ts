@@ -5,8 +5,10 @@ import { parseArgs } from 'node:util';
 export interface BenchOptions {
   /** Which stores to benchmark. */
   readonly stores: readonly ('redis' | 'etcd')[];
-  /** B2 window per contender. */
+  /** B2 window per contender (in all). */
   readonly contendedMs: number;
+  /** B2: the window is split into this many rounds, interleaved across contenders. */
+  readonly contendedRounds: number;
   /** B1 time budget per store (all contenders together, interleaved). */
   readonly uncontendedMs: number;
   /** B3: rounds × round length per contender. */
@@ -23,7 +25,8 @@ export interface BenchOptions {
 export const USAGE = `Usage: npm run bench -- [options]
 
   --only redis|etcd   run one store's benchmarks (default: both)
-  --duration 5s       B2 (contended) window per contender (default 5s; ms, s or m)
+  --duration 5s       B2 (contended) time per contender (default 5s; ms, s or m),
+                      run as 2 interleaved rounds
   --quick             a smoke test: about 20 s in all, figures not meaningful
   --json FILE         also write every figure as JSON
   --markdown FILE     also write the tables as markdown
@@ -67,6 +70,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   return {
     stores: only ? [only] : ['redis', 'etcd'],
     contendedMs,
+    contendedRounds: quick ? 1 : 2,
     uncontendedMs: quick ? 1_000 : 12_000,
     manyKeysRounds: quick ? 1 : 3,
     manyKeysRoundMs: quick ? 300 : 1_000,

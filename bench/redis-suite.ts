@@ -10,7 +10,7 @@ import { handRolled, pingPairs } from './contenders/redis-floors.js';
 import { redisSemaphore, redlock } from './contenders/redis-peers.js';
 import type { BenchOptions } from './options.js';
 import { contendedTable, manyKeysTable, uncontendedTable, type StoreResults } from './report.js';
-import { runContended, type ContendedResult } from './scenarios/contended.js';
+import { runContendedInterleaved } from './scenarios/contended.js';
 import { redisCounter } from './scenarios/counter.js';
 import { runManyKeys } from './scenarios/many-keys.js';
 import { runUncontended } from './scenarios/uncontended.js';
@@ -74,22 +74,25 @@ export async function benchRedis(
   };
   show(uncontendedTable(partial));
 
-  const b2: ContendedResult[] = [];
-  for (const [index, contender] of contenders.filter((c) => c.excludes).entries()) {
-    const result = await runContended(contender, {
-      clients: CLIENTS,
-      durationMs: options.contendedMs,
-      drainMs: 15_000,
-      key: `${prefix}b2:${index}`,
-      counterKey: `${prefix}b2:${index}:counter`,
-      counter: redisCounter(port),
-    });
-    log(
-      `redis B2: ${contender.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
-        `p99 wait ${result.waitP99Ms.toFixed(1)} ms ${result.correct ? '' : ' *** COUNTER CHECK FAILED ***'}`,
-    );
-    b2.push(result);
-  }
+  const lockRows = contenders.filter((c) => c.excludes);
+  log(
+    `redis B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
+      `in ${options.contendedRounds} interleaved round(s)`,
+  );
+  const b2 = await runContendedInterleaved(lockRows, {
+    clients: CLIENTS,
+    durationMs: options.contendedMs,
+    rounds: options.contendedRounds,
+    drainMs: 15_000,
+    key: `${prefix}b2:`,
+    counterKey: `${prefix}b2:counter:`,
+    counter: redisCounter(port),
+    onResult: (result) =>
+      log(
+        `redis B2: ${result.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
+          `p99 wait ${result.waitP99Ms.toFixed(1)} ms${result.correct ? '' : '  *** COUNTER CHECK FAILED ***'}`,
+      ),
+  });
   show(contendedTable({ ...partial, b2 }));
 
   log(

@@ -100,7 +100,8 @@ export function contendedTable(results: StoreResults): Table {
   return {
     title:
       `${results.store} B2 — ${first?.clients ?? '?'} clients on 1 key, ` +
-      `acquire → GET+SET counter → release, ${((first?.durationMs ?? 0) / 1000).toFixed(1)} s each`,
+      `acquire → GET+SET counter → release, ${((first?.durationMs ?? 0) / 1000).toFixed(1)} s each ` +
+      `(${first?.rounds ?? 1} interleaved round${first?.rounds === 1 ? '' : 's'})`,
     headers: [
       'contender',
       'ops/s',

@@ -94,6 +94,12 @@ describe('same-holder share', () => {
     expect(sameHolderShare([0, 0, 1, 2])).toBeCloseTo(1 / 3, 12);
   });
 
+  it('pools several windows without pairing the end of one with the start of the next', () => {
+    // window 1: (0,0) same; window 2: (1,2) — the 0→1 boundary is not a pair
+    expect(sameHolderShare([0, 0], [1, 2])).toBe(0.5);
+    expect(sameHolderShare([0], [0])).toBeNaN();
+  });
+
   it('is NaN with fewer than two acquisitions', () => {
     expect(sameHolderShare([])).toBeNaN();
     expect(sameHolderShare([3])).toBeNaN();

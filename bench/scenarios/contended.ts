@@ -1,36 +1,41 @@
 /**
- * B2, contended: `clients` clients (each with its own connections) loop on one key for a fixed
- * time: acquire → read-modify-write a counter in the store → release. Measures throughput, the
- * wait for each acquisition (from the first attempt to the grant, give-ups included), fairness
- * (per-client counts, Jain's index, same-holder share) and correctness (the counter equals the
- * number of critical sections, and no two clients were ever inside at once).
+ * B2, contended: `clients` clients (each with its own connections) loop on one key: acquire →
+ * read-modify-write a counter in the store → release. Measures throughput, the wait for each
+ * acquisition (from the first attempt to the grant, give-ups included), fairness (per-client
+ * counts, Jain's index, same-holder share) and correctness (the counter equals the number of
+ * critical sections, and no two clients were ever inside at once).
+ *
+ * Several contenders run interleaved: each one's total time is split into `rounds` windows, taken
+ * in turn with a rotating start, so that drift of a shared, noisy machine hits all of them alike.
  */
 import { performance } from 'node:perf_hooks';
 import type { Contender, ContenderRole, LockClient } from '../contenders/contender.js';
 import { jainIndex, sameHolderShare, summarize } from '../metrics.js';
 import type { CounterClient, CounterFactory } from './counter.js';
 
-/** B2 figures of one contender. */
+/** B2 figures of one contender, over all its rounds. */
 export interface ContendedResult {
   readonly name: string;
   readonly role: ContenderRole;
   readonly tuned: boolean;
   readonly clients: number;
+  /** Timed window in all (the sum of the rounds). */
   readonly durationMs: number;
-  /** Critical sections granted within the timed window, per second. */
+  readonly rounds: number;
+  /** Critical sections granted within the timed windows, per second. */
   readonly opsPerSec: number;
   /** Wait per acquisition in milliseconds. */
   readonly waitP50Ms: number;
   readonly waitP99Ms: number;
   readonly waitMaxMs: number;
-  /** Acquisitions per client within the window. */
+  /** Acquisitions per client within the windows. */
   readonly perClient: readonly number[];
   readonly jain: number;
   /** 0–1: share of acquisitions won by the client that had just released. */
   readonly sameHolder: number;
   /** Times the contender gave up by its own rules and the harness asked again. */
   readonly giveUps: number;
-  /** Critical sections run in all (window + drain) and the counter read back at the end. */
+  /** Critical sections run in all (windows + drains) and the counter read back at the end. */
   readonly sections: number;
   readonly counter: number;
   /** Times a client found another one inside its critical section. */
@@ -41,12 +46,149 @@ export interface ContendedResult {
 /** How to run B2. */
 export interface ContendedOptions {
   readonly clients: number;
+  /** Total timed window per contender, split into `rounds`. */
   readonly durationMs: number;
-  /** After the window, how long clients still waiting may take before the run is declared stuck. */
+  /** @default 1 */
+  readonly rounds?: number;
+  /** After a window, how long clients still waiting may take before the run is declared stuck. */
   readonly drainMs: number;
+  /** Lock key and counter key; each contender gets its own (suffixed with its index). */
   readonly key: string;
   readonly counterKey: string;
   readonly counter: CounterFactory;
+  readonly onResult?: (result: ContendedResult) => void;
+}
+
+/** One contender's clients and what they measured so far. */
+class Lane {
+  readonly locks: LockClient[] = [];
+  readonly counters: CounterClient[] = [];
+  readonly waitsMs: number[] = [];
+  readonly perClient: number[];
+  timedMs = 0;
+  rounds = 0;
+  giveUps = 0;
+  sections = 0;
+  overlaps = 0;
+  /** Holders in grant order, one sequence per window. */
+  readonly holders: number[][] = [];
+
+  constructor(
+    readonly contender: Contender,
+    readonly key: string,
+    readonly counterKey: string,
+    clients: number,
+  ) {
+    this.perClient = new Array<number>(clients).fill(0);
+  }
+
+  async open(options: ContendedOptions): Promise<void> {
+    for (let i = 0; i < options.clients; i++) {
+      this.locks.push(await this.contender.createClient());
+      this.counters.push(await options.counter(this.counterKey));
+    }
+    await this.counters[0]?.set(0);
+  }
+
+  /** One timed window: every client loops until the deadline, then finishes what it started. */
+  async window(durationMs: number, drainMs: number): Promise<void> {
+    let inside = 0;
+    const holders: number[] = [];
+    this.holders.push(holders);
+    const started = performance.now();
+    const deadline = started + durationMs;
+    const stuckAt = deadline + drainMs;
+    const loop = async (id: number): Promise<void> => {
+      const lock = this.locks[id] as LockClient;
+      const counter = this.counters[id] as CounterClient;
+      while (performance.now() < deadline) {
+        const asked = performance.now();
+        let handle: unknown = null;
+        while (handle === null) {
+          handle = await lock.acquire(this.key);
+          if (handle !== null) break;
+          this.giveUps++;
+          if (performance.now() > stuckAt) {
+            throw new Error(
+              `${this.contender.name}: client ${id} could not acquire within the drain`,
+            );
+          }
+        }
+        const granted = performance.now();
+        if (++inside > 1) this.overlaps++;
+        this.waitsMs.push(granted - asked);
+        holders.push(id);
+        if (granted <= deadline) this.perClient[id] = (this.perClient[id] as number) + 1;
+        await counter.set((await counter.get()) + 1);
+        this.sections++;
+        inside--;
+        await lock.release(handle);
+      }
+    };
+    await Promise.all(this.locks.map((_, id) => loop(id)));
+    this.timedMs += durationMs;
+    this.rounds++;
+  }
+
+  async result(): Promise<ContendedResult> {
+    const counter = await (this.counters[0] as CounterClient).get();
+    const waits = summarize(this.waitsMs);
+    const granted = this.perClient.reduce((a, b) => a + b, 0);
+    return {
+      name: this.contender.name,
+      role: this.contender.role,
+      tuned: this.contender.tuned,
+      clients: this.perClient.length,
+      durationMs: this.timedMs,
+      rounds: this.rounds,
+      opsPerSec: granted / (this.timedMs / 1000),
+      waitP50Ms: waits.p50,
+      waitP99Ms: waits.p99,
+      waitMaxMs: waits.max,
+      perClient: [...this.perClient],
+      jain: jainIndex(this.perClient),
+      sameHolder: sameHolderShare(...this.holders),
+      giveUps: this.giveUps,
+      sections: this.sections,
+      counter,
+      overlaps: this.overlaps,
+      correct: counter === this.sections && this.overlaps === 0,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.locks, ...this.counters].map((client) => client.close()));
+  }
+}
+
+/** Run B2 for `contenders`, interleaved in rounds; results in the contenders' order. */
+export async function runContendedInterleaved(
+  contenders: readonly Contender[],
+  options: ContendedOptions,
+): Promise<ContendedResult[]> {
+  const rounds = options.rounds ?? 1;
+  const lanes = contenders.map(
+    (contender, index) =>
+      new Lane(
+        contender,
+        `${options.key}${index}`,
+        `${options.counterKey}${index}`,
+        options.clients,
+      ),
+  );
+  try {
+    for (const lane of lanes) await lane.open(options);
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < lanes.length; i++) {
+        const lane = lanes[(round + i) % lanes.length] as Lane;
+        await lane.window(options.durationMs / rounds, options.drainMs);
+        if (lane.rounds === rounds) options.onResult?.(await lane.result());
+      }
+    }
+    return await Promise.all(lanes.map((lane) => lane.result()));
+  } finally {
+    await Promise.all(lanes.map((lane) => lane.close()));
+  }
 }
 
 /** Run B2 for one contender. */
@@ -54,76 +196,6 @@ export async function runContended(
   contender: Contender,
   options: ContendedOptions,
 ): Promise<ContendedResult> {
-  const locks: LockClient[] = [];
-  const counters: CounterClient[] = [];
-  try {
-    for (let i = 0; i < options.clients; i++) {
-      locks.push(await contender.createClient());
-      counters.push(await options.counter(options.counterKey));
-    }
-    await counters[0]?.set(0);
-
-    const holders: number[] = [];
-    const waitsMs: number[] = [];
-    const inWindow = new Array<number>(options.clients).fill(0);
-    let giveUps = 0;
-    let sections = 0;
-    let inside = 0;
-    let overlaps = 0;
-    const started = performance.now();
-    const deadline = started + options.durationMs;
-    const stuckAt = deadline + options.drainMs;
-
-    const loop = async (id: number): Promise<void> => {
-      const lock = locks[id] as LockClient;
-      const counter = counters[id] as CounterClient;
-      while (performance.now() < deadline) {
-        const asked = performance.now();
-        let handle: unknown = null;
-        while (handle === null) {
-          handle = await lock.acquire(options.key);
-          if (handle !== null) break;
-          giveUps++;
-          if (performance.now() > stuckAt) {
-            throw new Error(`${contender.name}: client ${id} could not acquire within the drain`);
-          }
-        }
-        const granted = performance.now();
-        if (++inside > 1) overlaps++;
-        waitsMs.push(granted - asked);
-        holders.push(id);
-        if (granted <= deadline) inWindow[id] = (inWindow[id] as number) + 1;
-        await counter.set((await counter.get()) + 1);
-        sections++;
-        inside--;
-        await lock.release(handle);
-      }
-    };
-    await Promise.all(locks.map((_, id) => loop(id)));
-
-    const counter = await (counters[0] as CounterClient).get();
-    const waits = summarize(waitsMs);
-    const granted = inWindow.reduce((a, b) => a + b, 0);
-    return {
-      name: contender.name,
-      role: contender.role,
-      tuned: contender.tuned,
-      clients: options.clients,
-      durationMs: options.durationMs,
-      opsPerSec: granted / (options.durationMs / 1000),
-      waitP50Ms: waits.p50,
-      waitP99Ms: waits.p99,
-      waitMaxMs: waits.max,
-      perClient: inWindow,
-      jain: jainIndex(inWindow),
-      sameHolder: sameHolderShare(holders),
-      giveUps,
-      sections,
-      counter,
-      overlaps,
-      correct: counter === sections && overlaps === 0,
-    };
-  } finally {
-    await Promise.all([...locks, ...counters].map((client) => client.close()));
-  }
+  const [result] = await runContendedInterleaved([contender], options);
+  return result as ContendedResult;
 }
