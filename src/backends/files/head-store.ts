@@ -75,9 +75,6 @@ export async function readHead(keyDir: string): Promise<Head> {
   throw new BackendError(`files backend: ${keyDir} has no lock record`);
 }
 
-/** Outcome of {@link HeadStore.swap}. */
-export type SwapOutcome = 'written' | 'conflict';
-
 /** Options of {@link HeadStore}. */
 export interface HeadStoreOptions {
   readonly root: string;
@@ -95,9 +92,9 @@ export class HeadStore {
   }
 
   /**
-   * Replace `head` by `next` (as version `head.version + 1`), unless another process changed the
-   * key first: then `conflict`. With `durable` (a new fence) and the `fsync` option, the directory
-   * is synced before returning.
+   * Replace `head` by `next` (as version `head.version + 1`) and return the new head, unless
+   * `head` is no longer the key's head (another process changed it first): then `undefined`.
+   * With `durable` (a new fence) and the `fsync` option, the directory is synced before returning.
    */
   async swap(
     keyDir: string,
@@ -105,27 +102,28 @@ export class HeadStore {
     head: Head,
     next: LockRecord,
     durable: boolean,
-  ): Promise<SwapOutcome> {
+  ): Promise<Head | undefined> {
     if (head.name === undefined) {
       await this.#createKeyDir(keyDir, key);
-      return 'conflict'; // the caller re-reads and decides on the real head
+      return undefined; // the caller re-reads and decides on the real head
     }
+    const name = encodeHead(head.version + 1n, next);
     const oldToken = head.record.state === 'held' ? head.record.token : undefined;
     const newToken = next.state === 'held' ? next.token : undefined;
     const sideFileNeeded = newToken?.kind === 'digest' && !sameDigest(oldToken, newToken);
     if (sideFileNeeded) await this.#writeTokenFile(keyDir, newToken);
     try {
-      await rename(join(keyDir, head.name), join(keyDir, encodeHead(head.version + 1n, next)));
+      await rename(join(keyDir, head.name), join(keyDir, name));
     } catch (error) {
       if (sideFileNeeded) await removeTokenFile(keyDir, newToken);
-      if (hasCode(error, 'ENOENT')) return 'conflict';
+      if (hasCode(error, 'ENOENT')) return undefined;
       throw toLockError(error, 'update lock record');
     }
     if (durable && this.#fsync) await syncDir(keyDir);
     if (oldToken?.kind === 'digest' && !sameDigest(oldToken, newToken)) {
       await removeTokenFile(keyDir, oldToken);
     }
-    return 'written';
+    return { version: head.version + 1n, record: next, name };
   }
 
   /** The full text of a stored token, or `undefined` if its side file is gone (the head moved). */

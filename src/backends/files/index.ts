@@ -58,6 +58,9 @@ const MAX_CAS_ATTEMPTS = 50;
 export type FilesBackend = LockBackend &
   Required<Pick<LockBackend, 'watch' | 'list' | 'forceRelease'>>;
 
+/** How many keys' last-seen heads a backend remembers. */
+const MAX_REMEMBERED_HEADS = 1_000;
+
 /** Re-reads allowed for inspect/list when the head moves while its details are read. */
 const MAX_READ_ATTEMPTS = 100;
 
@@ -95,6 +98,8 @@ class FilesBackendImpl implements FilesBackend {
   readonly #dir: string;
   readonly #store: HeadStore;
   readonly #watchers: KeyWatchers;
+  /** The head this backend last read or wrote per key directory: a guess for the next change. */
+  readonly #lastSeen = new Map<string, Head>();
   #closed = false;
 
   constructor(options: ResolvedFilesOptions) {
@@ -200,6 +205,7 @@ class FilesBackendImpl implements FilesBackend {
   async close(): Promise<void> {
     this.#closed = true;
     this.#watchers.closeAll();
+    this.#lastSeen.clear();
   }
 
   #check(options: OperationOptions | undefined): void {
@@ -231,6 +237,11 @@ class FilesBackendImpl implements FilesBackend {
   /**
    * Read the key's head, let `decide` choose an outcome and maybe a successor record, and write
    * it; when another process wrote first, decide again on the newer head.
+   *
+   * The first round decides on the head this backend last saw, without reading the directory:
+   * the rename fails unless that head is still current, so a stale guess only costs a re-read.
+   * An uncontended acquire or release is then one rename. A stale guess is never trusted for an
+   * answer that writes nothing (such as "held by someone else").
    */
   async #update<T>(
     key: string,
@@ -239,17 +250,44 @@ class FilesBackendImpl implements FilesBackend {
     decide: (head: Head, now: number) => Decision<T>,
   ): Promise<T> {
     const keyDir = keyDirOf(this.#dir, key);
+    let head = this.#lastSeen.get(keyDir);
+    let guessed = head !== undefined;
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       this.#check(options);
-      const head = await readHead(keyDir);
+      if (head === undefined) {
+        head = await readHead(keyDir);
+        guessed = false;
+      }
       const decision = decide(head, Date.now());
-      if (decision.write === undefined) return decision.result;
+      if (decision.write === undefined && guessed) {
+        head = undefined;
+        continue;
+      }
+      if (decision.write === undefined) {
+        this.#remember(keyDir, head);
+        return decision.result;
+      }
       // Last point where aborting leaves nothing behind.
       this.#check(options);
-      const outcome = await this.#store.swap(keyDir, key, head, decision.write, durable);
-      if (outcome === 'written') return decision.result;
+      const written = await this.#store.swap(keyDir, key, head, decision.write, durable);
+      if (written) {
+        this.#remember(keyDir, written);
+        return decision.result;
+      }
+      head = undefined;
     }
+    this.#lastSeen.delete(keyDir);
     throw new BackendUnavailableError(`files backend: lock "${key}" changed too often to update`);
+  }
+
+  #remember(keyDir: string, head: Head): void {
+    if (head.name === undefined) return;
+    this.#lastSeen.delete(keyDir); // re-insert: Map order is then least recently used first
+    this.#lastSeen.set(keyDir, head);
+    if (this.#lastSeen.size > MAX_REMEMBERED_HEADS) {
+      const oldest = this.#lastSeen.keys().next().value;
+      if (oldest !== undefined) this.#lastSeen.delete(oldest);
+    }
   }
 }
 
