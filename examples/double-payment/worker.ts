@@ -67,10 +67,10 @@ class PaymentWorker {
         this.#count('processed');
         return;
       } catch (error) {
-        if (attempt >= MAX_ATTEMPTS_PER_PAYMENT) throw error;
-        if (error instanceof StaleFenceError) this.#count('fenceRejections');
-        else if (error instanceof LockLostError) this.#count('leaseLosses');
-        else throw error;
+        // Both errors come before the write: nothing of this payment was saved, so try again.
+        const retry = error instanceof StaleFenceError || error instanceof LockLostError;
+        if (!retry || attempt >= MAX_ATTEMPTS_PER_PAYMENT) throw error;
+        this.#count(error instanceof StaleFenceError ? 'fenceRejections' : 'leaseLosses');
       }
     }
   }
@@ -99,7 +99,7 @@ class PaymentWorker {
     lease?.signal.throwIfAborted();
     if (lease && payment.id === this.#run.freezeOnPaymentId && !this.#frozeOnce) {
       this.#frozeOnce = true;
-      this.#freezeUntilTakenOver(lease);
+      this.#freezeUntilTakenOver(payment.accountId, lease);
     }
     // Even so, a pause right here (after the check) can outlive the lease: only the fence,
     // checked by the store itself, protects the write below from such a stale holder.
@@ -118,8 +118,7 @@ class PaymentWorker {
    * Fault injection: block the whole process (timers included, like a stop-the-world GC pause or
    * a suspended VM) until the lease has expired and another worker has taken the account's lock.
    */
-  #freezeUntilTakenOver(lease: Lease): void {
-    const accountId = lease.key.slice('account:'.length);
+  #freezeUntilTakenOver(accountId: string, lease: Lease): void {
     const cell = new Int32Array(new SharedArrayBuffer(4));
     const giveUpAt = Date.now() + 10 * this.#run.ttlMs;
     while (this.#store.highestFenceSync(accountId) <= lease.fence && Date.now() < giveUpAt) {
