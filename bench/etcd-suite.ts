@@ -50,7 +50,7 @@ export async function benchEtcd(
       tuned: false,
       backoff: { firstMs: 10, maxMs: 200 },
     }),
-    etcd3Lock(port, { ttlSeconds: TTL_MS / 1000, tuned: true, backoff: { firstMs: 2, maxMs: 20 } }),
+    etcd3Lock(port, { ttlSeconds: TTL_MS / 1000, tuned: true, backoff: { firstMs: 5, maxMs: 50 } }),
   ];
   for (const contender of contenders)
     log(`etcd: ${contender.name.padEnd(28)} ${contender.settings}`);

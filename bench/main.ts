@@ -82,7 +82,12 @@ async function run(options: BenchOptions): Promise<number> {
   }
   if (options.markdownPath) {
     const tables = [...allTables(results), targetsTable(targets)].map(renderMarkdown).join('\n\n');
-    writeFileSync(options.markdownPath, `${tables}\n`);
+    const header =
+      `Run of ${startedAt.toISOString()} (\`npm run bench -- ${process.argv.slice(2).join(' ')}\`): ` +
+      `${about.cpus}, ${about.memoryGiB} GiB, Node ${about.node}, ` +
+      `${Object.values(about.servers).join('; ')}; load average before ${about.loadAverageBefore.join(' ')}, ` +
+      `after ${about.loadAverage.join(' ')}.`;
+    writeFileSync(options.markdownPath, `${header}\n\n${tables}\n`);
     log(`wrote ${options.markdownPath}`);
   }
   for (const row of broken) {
