@@ -18,7 +18,7 @@ import { BackendError, LockClosedError } from '../../core/errors.js';
 import { BlockingPool } from './blocking-pool.js';
 import { lockKeys, lockNameOf, scanPattern, type LockKeys } from './keys.js';
 import { resolveOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
-import { acquireInQueue, type Granted } from './queued-acquire.js';
+import { acquireInQueue, type Granted, type QueueContext } from './queued-acquire.js';
 import { ENQUEUE_LUA } from './scripts/enqueue.lua.js';
 import { EXTEND_LUA } from './scripts/extend.lua.js';
 import { FORCE_RELEASE_LUA } from './scripts/force-release.lua.js';
@@ -57,9 +57,7 @@ export class RedisBackend implements LockBackend {
   readonly #options: ResolvedRedisOptions;
   readonly #runner: ScriptRunner;
   readonly #pool: BlockingPool;
-  /** Aborted by `close()`: ends every queued acquire (which leaves its queue). */
-  readonly #closing = new AbortController();
-  readonly #waiting = new Set<Promise<unknown>>();
+  readonly #queue: QueueContext;
   #closed: Promise<void> | undefined;
 
   constructor(options: RedisBackendOptions) {
@@ -70,6 +68,15 @@ export class RedisBackend implements LockBackend {
       this.#options.secret,
     );
     this.#pool = new BlockingPool(this.#options.client, this.#options.maxBlockingConnections);
+    this.#queue = {
+      runner: this.#runner,
+      pool: this.#pool,
+      scripts: SCRIPTS,
+      queueEntryTtlMs: this.#options.queueEntryTtlMs,
+      pollIntervalMs: this.#options.pollIntervalMs,
+      waits: new Map(),
+      closing: () => this.#closed !== undefined,
+    };
   }
 
   /** The ioredis client in use (yours, or the one built from `url`). */
@@ -103,36 +110,7 @@ export class RedisBackend implements LockBackend {
   ): Promise<Granted> {
     this.#throwIfClosed();
     const keys = lockKeys(this.#options.prefix, request.key);
-    // One listener pair instead of AbortSignal.any, which is costly per call on Node 20.
-    const controller = new AbortController();
-    const forward = (source: AbortSignal) => () => controller.abort(source.reason);
-    const onAbort = forward(options.signal);
-    const onClose = forward(this.#closing.signal);
-    if (options.signal.aborted) onAbort();
-    else options.signal.addEventListener('abort', onAbort, { once: true });
-    this.#closing.signal.addEventListener('abort', onClose, { once: true });
-    const signal = controller.signal;
-    const waiting = acquireInQueue(
-      {
-        runner: this.#runner,
-        pool: this.#pool,
-        scripts: SCRIPTS,
-        queueEntryTtlMs: this.#options.queueEntryTtlMs,
-        pollIntervalMs: this.#options.pollIntervalMs,
-      },
-      keys,
-      request,
-      signal,
-    );
-    const tracked = waiting.catch(() => undefined);
-    this.#waiting.add(tracked);
-    try {
-      return await waiting;
-    } finally {
-      this.#waiting.delete(tracked);
-      options.signal.removeEventListener('abort', onAbort);
-      this.#closing.signal.removeEventListener('abort', onClose);
-    }
+    return acquireInQueue(this.#queue, keys, request, options.signal);
   }
 
   async extend(lease: LeaseRef, ttlMs: number, options?: OperationOptions): Promise<ExtendResult> {
@@ -154,6 +132,12 @@ export class RedisBackend implements LockBackend {
     const code = await this.#runner.run(SCRIPTS.release, lockKeyList(keys), [lease.token], {
       signal: options?.signal,
     });
+    if (code === 2) {
+      // Handed to a waiter, maybe one in this process whose BLPOP answer arrived with ours: let
+      // it run first rather than queue this caller's next request ahead of the new holder's work.
+      await new Promise((resolve) => setImmediate(resolve));
+      return 'released';
+    }
     return code === 1 ? 'released' : code === 0 ? 'expired' : 'not-owner';
   }
 
@@ -224,8 +208,10 @@ export class RedisBackend implements LockBackend {
   }
 
   async #close(): Promise<void> {
-    this.#closing.abort(new LockClosedError('redis backend'));
-    await Promise.all(this.#waiting);
+    const reason = new LockClosedError('redis backend');
+    const waits = [...this.#queue.waits];
+    for (const [controller] of waits) controller.abort(reason);
+    await Promise.all(waits.map(([, settled]) => settled));
     this.#pool.close();
     if (this.#options.ownsClient) {
       const client = this.#options.client;

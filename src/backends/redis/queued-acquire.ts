@@ -30,6 +30,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AcquireRequest } from '../../core/backend.js';
+import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 import { notifyKey, type LockKeys } from './keys.js';
 import type { BlockingPool } from './blocking-pool.js';
@@ -52,6 +53,13 @@ export interface QueueContext {
   };
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
+  /**
+   * The backend's queued waits: `close()` aborts each controller (with `LockClosedError`) and
+   * awaits each promise, so that every waiter has left its queue before connections close.
+   */
+  readonly waits: Map<AbortController, Promise<unknown>>;
+  /** True once `close()` has begun (a wait that queues after that is ended at once). */
+  readonly closing: () => boolean;
 }
 
 /** Server-side `BLPOP` timeout: re-issued after this, so a silently dead socket is noticed. */
@@ -81,8 +89,8 @@ function jittered(ms: number, spread = 0.5): number {
 }
 
 /**
- * Wait in the queue until granted; rejects with `signal.reason` after leaving the queue (and
- * releasing a grant that raced the abort).
+ * Take the lock if it is free, else wait in its queue until granted; rejects with
+ * `signal.reason` after leaving the queue (and releasing a grant that raced the abort).
  */
 export async function acquireInQueue(
   context: QueueContext,
@@ -92,35 +100,75 @@ export async function acquireInQueue(
 ): Promise<Granted> {
   const id = waiterId();
   const notify = notifyKey(keys, id);
-  const scriptKeys = [keys.lock, keys.fence, keys.queue, keys.waiters, notify];
-  const ttlMs = Math.ceil(request.ttlMs);
-  const args = [request.token, ttlMs, id, context.queueEntryTtlMs];
-
-  const step = async (script: LuaScript): Promise<StepReply> => {
-    const sentAt = Date.now();
-    const reply = (await context.runner.run(script, scriptKeys, args, {
-      // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
-      onLate: () => void leave().catch(() => undefined),
-    })) as [number, string | number, number?];
-    return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
+  const line: Line = {
+    context,
+    id,
+    notify,
+    scriptKeys: [keys.lock, keys.fence, keys.queue, keys.waiters, notify],
+    args: [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs],
+    token: request.token,
   };
-  const leave = () =>
-    context.runner.run(context.scripts.leave, scriptKeys, [
-      request.token,
-      id,
-      context.queueEntryTtlMs,
-    ]);
+  // The uncontended path: one script, nothing else allocated.
+  const reply = await step(line, context.scripts.enqueue);
+  if (reply.code === 1 && !signal.aborted) {
+    return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+  }
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  const waiting = waitInLine(line, reply, controller.signal);
+  context.waits.set(
+    controller,
+    waiting.catch(() => undefined),
+  );
+  if (context.closing()) controller.abort(new LockClosedError('redis backend'));
+  try {
+    return await waiting;
+  } finally {
+    context.waits.delete(controller);
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** One queued request: its waiter id, its notify list and its scripts' KEYS and ARGV. */
+interface Line {
+  readonly context: QueueContext;
+  readonly id: string;
+  readonly notify: string;
+  readonly scriptKeys: readonly string[];
+  readonly args: readonly (string | number)[];
+  readonly token: string;
+}
+
+async function step(line: Line, script: LuaScript): Promise<StepReply> {
+  const sentAt = Date.now();
+  const reply = (await line.context.runner.run(script, line.scriptKeys, line.args, {
+    // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
+    onLate: () => void leave(line).catch(() => undefined),
+  })) as [number, string | number, number?];
+  return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
+}
+
+function leave(line: Line): Promise<unknown> {
+  return line.context.runner.run(line.context.scripts.leave, line.scriptKeys, [
+    line.token,
+    line.id,
+    line.context.queueEntryTtlMs,
+  ]);
+}
+
+async function waitInLine(line: Line, first: StepReply, signal: AbortSignal): Promise<Granted> {
+  const { context, notify } = line;
   let left = false;
   const abandon = async (reason: unknown): Promise<never> => {
     left = true;
-    await leave().catch(() => undefined);
+    await leave(line).catch(() => undefined);
     throw reason;
   };
-
-  let reply = await step(context.scripts.enqueue);
+  // Aborted while the first step ran: it may have queued us, or even granted the lock.
   if (signal.aborted) return abandon(signal.reason);
-  if (reply.code === 1)
-    return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+  let reply = first;
   let anchor = reply;
 
   let connection: RedisClient | undefined = context.pool.take();
@@ -145,8 +193,8 @@ export async function acquireInQueue(
       const event = await nextEvent(pop, pollDelay, signal);
       if (event === 'abort') return await abandon(signal.reason);
       if (event === 'poll') {
-        reply = await step(context.scripts.poll);
-        if (reply.code === -1) reply = await step(context.scripts.enqueue);
+        reply = await step(line, context.scripts.poll);
+        if (reply.code === -1) reply = await step(line, context.scripts.enqueue);
         if (signal.aborted) return await abandon(signal.reason);
         if (reply.code === 1) {
           return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
@@ -175,7 +223,7 @@ export async function acquireInQueue(
     if (left) throw error;
     if (signal.aborted) return await abandon(signal.reason);
     // A failed poll leaves the outcome unknown: leave (best effort) so nothing stays queued.
-    await leave().catch(() => undefined);
+    await leave(line).catch(() => undefined);
     throw toLockError(error, 'acquire');
   } finally {
     if (connection) {

@@ -19,11 +19,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Takes the lock for token; returns the new fence as a string (exact beyond 2^53).
+-- Takes the lock for token; returns the new fence (a Lua number: exact below 2^53, that is for
+-- a million grants a second during 285 years).
 local function grant(token, ttl)
   redis.call('SET', KEYS[1], token, 'PX', ttl)
-  redis.call('INCR', KEYS[2])
-  return redis.call('GET', KEYS[2])
+  return redis.call('INCR', KEYS[2])
 end
 
 local function notify(id, message, ttl)
@@ -48,7 +48,7 @@ local function promote(now)
       local expires_at, ttl, token = string.match(entry, '^(%d+)|(%d+)|(.*)$')
       if tonumber(expires_at) > now then
         local fence = grant(token, ttl)
-        notify(id, 'g|' .. fence .. '|' .. now, tonumber(ttl) + 60000)
+        notify(id, string.format('g|%.0f|%.0f', fence, now), tonumber(ttl) + 60000)
         return id, fence
       end
     end
@@ -56,9 +56,9 @@ local function promote(now)
 end
 
 -- Serves the queue if the lock is free (its holder expired or left without a handoff).
-local function promote_if_free(now)
-  if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
-    return promote(now)
+local function promote_if_free()
+  if redis.call('EXISTS', KEYS[3]) == 1 and redis.call('EXISTS', KEYS[1]) == 0 then
+    return promote(now_ms())
   end
   return false
 end

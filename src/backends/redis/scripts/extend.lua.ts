@@ -15,7 +15,7 @@ if holder == ARGV[1] then
   return 1
 end
 if not holder then
-  promote_if_free(now_ms())
+  promote_if_free()
   return 0
 end
 return -1

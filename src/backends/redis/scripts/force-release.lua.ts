@@ -10,6 +10,6 @@ import { COMMON_LUA } from './common.lua.js';
  */
 export const FORCE_RELEASE_LUA = `${COMMON_LUA}
 local removed = redis.call('DEL', KEYS[1])
-promote_if_free(now_ms())
+promote_if_free()
 return removed
 `;

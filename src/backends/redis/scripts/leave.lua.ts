@@ -17,7 +17,7 @@ elseif redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
   released = 1
 end
-promote_if_free(now_ms())
+promote_if_free()
 notify(ARGV[2], 'w', tonumber(ARGV[3]))
 return released
 `;

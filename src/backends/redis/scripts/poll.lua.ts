@@ -16,7 +16,7 @@ export const POLL_LUA = `${COMMON_LUA}
 local now = now_ms()
 if redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then
   enqueue(ARGV[3], ARGV[1], ARGV[2], tonumber(ARGV[4]), now, false)
-  local id, fence = promote_if_free(now)
+  local id, fence = promote_if_free()
   if id == ARGV[3] then
     return {1, fence, now}
   end

@@ -6,17 +6,19 @@ import { COMMON_LUA } from './common.lua.js';
  *
  * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters.
  * ARGV: 1 token.
- * Returns 1 released, 0 expired (nobody held it), -1 not-owner (another token holds it).
+ * Returns 2 released and handed to a waiter, 1 released, 0 expired (nobody held it), -1 not-owner (another token holds it).
  */
 export const RELEASE_LUA = `${COMMON_LUA}
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  promote_if_free(now_ms())
+  if promote_if_free() then
+    return 2
+  end
   return 1
 end
 if not holder then
-  promote_if_free(now_ms())
+  promote_if_free()
   return 0
 end
 return -1
