@@ -4,7 +4,7 @@
  * fences across restarts, any key and token, operator calls, wake-ups, options and error mapping.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -368,6 +368,21 @@ describe('files backend', () => {
     expect((error as LockError).cause).toMatchObject({ code: 'ENOTDIR' });
     await expect(backend.inspect('k')).rejects.toBeInstanceOf(BackendError);
     await expect(backend.list('')).rejects.toBeInstanceOf(BackendError);
+  });
+
+  it('recovers a key whose head file was deleted (e.g. by a temp cleaner), ignores leftovers', async () => {
+    const { dir, clients } = setup(2);
+    const [a, b] = clients as [FilesBackend, FilesBackend];
+    await acquire(a, 'cleaned', 'old', 1);
+    await waitExpired(a, 'cleaned');
+    const [keyDir] = readdirSync(dir);
+    for (const name of readdirSync(join(dir, keyDir!))) rmSync(join(dir, keyDir!, name));
+    mkdirSync(join(dir, '.tmp-crashed-creator'));
+    expect(await b.inspect('cleaned')).toBeNull();
+    expect(await b.list('')).toEqual([]);
+    expect(await acquire(b, 'cleaned', 'new')).toMatchObject({ acquired: true });
+    expect(await acquire(a, 'cleaned', 'other')).toMatchObject({ acquired: false });
+    expect((await a.list('')).map((info) => info.token)).toEqual(['new']);
   });
 
   it('keeps one small head file per key however many changes it sees', async () => {

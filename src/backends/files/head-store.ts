@@ -32,19 +32,19 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BackendError, BackendUnavailableError } from '../../core/errors.js';
+import { BackendUnavailableError } from '../../core/errors.js';
 import { hasCode, toLockError } from './fs-errors.js';
 import { TEMP_PREFIX, tokenFilePath } from './paths.js';
 import { FREE, decodeHead, encodeHead, type LockRecord, type StoredToken } from './record.js';
 
-/** Re-reads allowed when the head moves under a reader (each means another process progressed). */
-const MAX_READ_ATTEMPTS = 100;
+/** Listings that may show no head before a key directory counts as emptied (see readHead). */
+const MAX_EMPTY_LISTINGS = 3;
 
 /** The head of a key: its version and state, and the file name that records them. */
 export interface Head {
   readonly version: bigint;
   readonly record: LockRecord;
-  /** `undefined` while the key has no directory yet (a key never locked is free). */
+  /** `undefined` while the key has no directory (or an emptied one): a key never locked is free. */
   readonly name: string | undefined;
 }
 
@@ -52,7 +52,7 @@ const ABSENT: Head = Object.freeze({ version: 0n, record: FREE, name: undefined 
 
 /** Read the head of the key stored in `keyDir`. */
 export async function readHead(keyDir: string): Promise<Head> {
-  for (let attempt = 0; attempt < MAX_READ_ATTEMPTS; attempt++) {
+  for (let attempt = 1; ; attempt++) {
     let names: string[];
     try {
       names = await readdir(keyDir);
@@ -69,10 +69,12 @@ export async function readHead(keyDir: string): Promise<Head> {
       }
     }
     if (head) return head;
-    // A key directory is created with its head inside, so an empty one is a listing that raced
-    // a rename on a filesystem with weaker readdir guarantees: look again.
+    // A key directory is created with its head inside, so a listing without one raced a rename
+    // on a filesystem with weaker readdir guarantees (look again), or someone (a temp cleaner)
+    // deleted the head. Then the key is free; writing re-creates its directory, which can only
+    // replace an empty one, so a wrong guess here only costs a conflict.
+    if (attempt >= MAX_EMPTY_LISTINGS) return ABSENT;
   }
-  throw new BackendError(`files backend: ${keyDir} has no lock record`);
 }
 
 /** Options of {@link HeadStore}. */
