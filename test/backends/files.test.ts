@@ -354,6 +354,12 @@ describe('files backend', () => {
       option: 'ttlMs',
     });
     await expect(a.extend({ key: 'k', token: 't' }, -1)).rejects.toMatchObject({ option: 'ttlMs' });
+    // Expiry times are stored as whole epoch milliseconds in a file name.
+    for (const ttlMs of [1.5, Number.POSITIVE_INFINITY, 2 ** 40]) {
+      await expect(a.tryAcquire({ key: 'k', token: 't', ttlMs })).rejects.toMatchObject({
+        option: 'ttlMs',
+      });
+    }
   });
 
   it('turns unexpected filesystem errors into LockErrors with the cause attached', async () => {

@@ -38,6 +38,7 @@ import {
   InvalidArgumentError,
   LockClosedError,
 } from '../../core/errors.js';
+import { validateTtl } from '../../core/options.js';
 import { hasCode, toLockError } from './fs-errors.js';
 import {
   resolveFilesOptions,
@@ -77,13 +78,6 @@ function validateToken(token: unknown): string {
 function validateKey(key: unknown): string {
   if (typeof key !== 'string') throw new InvalidArgumentError('key', 'must be a string');
   return key;
-}
-
-function validateTtl(ttlMs: unknown): number {
-  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs <= 0) {
-    throw new InvalidArgumentError('ttlMs', `must be a positive number, got ${String(ttlMs)}`);
-  }
-  return ttlMs;
 }
 
 class FilesBackendImpl implements FilesBackend {
