@@ -15,7 +15,8 @@
  * 0.2 to 2 ms on ext4 here, against tens of microseconds for a rename). Names with a version are
  * never reused, so a process that slept on an old head can never rename it: it no longer exists.
  *
- * A crash leaves nothing half-done (a rename happened or it did not) and nothing to clean up.
+ * A crash leaves nothing half-done (a rename happened or it did not); at most an ignored
+ * `.tmp-*` directory or token side file is left behind.
  * The version doubles as the fence counter: a new holder's fence is the version that records it,
  * so fences strictly increase across holders, releases and restarts, and, with `fsync` (the
  * directory is synced after each new fence), power loss.
