@@ -6,8 +6,9 @@
  * one atomic `rename()` of that head to the next version, so taking over an expired lock is
  * decided by the filesystem and exactly one contender wins (see `head-store.ts`). Leases expire by
  * wall-clock time stored in the name; fences are the head's version number, so they strictly
- * increase across holders, releases and restarts. Waiters are woken by `fs.watch`, with polling
- * as the fallback. Use a local filesystem: network filesystems may retry renames and mis-report.
+ * increase across holders, releases and restarts (and skip numbers: extends and releases are
+ * versions too). Waiters are woken by `fs.watch`, with polling as the fallback. Use a local
+ * filesystem: network filesystems may retry renames and mis-report.
  *
  * @example
  * ```ts
