@@ -38,9 +38,12 @@ The command runs with these variables in its environment:
 
 If the lock is lost (broken with 'release --force', or not renewed in time because the backend is
 unreachable), the command gets SIGTERM and, --grace later at most, SIGKILL. When renewal is late,
-SIGTERM comes once the lease has only --grace left and SIGKILL at its local deadline, which is
-earlier than the store's expiry (it is computed from when the request was sent, less a clock-drift
-margin): the command is dead before anyone else can take the lock. distlock then exits with 76.
+SIGTERM comes once the lease is within --grace (plus a margin of min(200ms, ttl/20)) of its local
+deadline, and SIGKILL that margin before the deadline. The local deadline is earlier than the
+store's expiry (it counts from when the request was sent, less a clock-drift margin of 1% of the
+TTL + 2ms), so the command is dead before anyone else can take the lock. distlock then exits 76.
+--grace is at most a quarter of --ttl. If distlock itself is killed with SIGKILL, nobody is left
+to stop the command: the lock expires after --ttl while the command may still run.
 
 SIGINT, SIGTERM and SIGHUP sent to distlock are passed on to the command; the lock is released
 once it exits. The command runs in its own process group so that signals reach its children too;
@@ -120,7 +123,7 @@ export function buildProgram(result: { exitCode: number }): Command {
     .option('--no-wait', 'fail at once (exit 75) if the lock is held')
     .option(
       '--grace <duration>',
-      'time between SIGTERM and SIGKILL when the lock is lost (default: min(2s, ttl/4))',
+      'SIGTERM-to-SIGKILL delay when the lock is lost (default: min(2s, ttl/4); at most ttl/4)',
     )
     .option('--foreground', 'keep the command attached to the terminal (see below)')
     .addOption(backendOption())

@@ -4,15 +4,16 @@
  * The rule that keeps two commands from overlapping when the lock is lost: the lease's local
  * deadline (`lease.expiresAt`) is computed from the time the acquire/extend request was *sent*,
  * less a clock-drift margin, so it passes before the store lets anyone else take the key. distlock
- * renews every ttl/3; if the lease gets within `grace` of its local deadline without a successful
- * renewal, the command gets SIGTERM, and SIGKILL at the local deadline itself. So the command is
- * dead before another holder can exist. When the store says the lock is gone early (broken with
- * `release --force`, or taken after an expiry the store saw first) another holder may already
- * exist; the command then gets SIGTERM at once and SIGKILL `grace` later at the latest.
+ * renews every ttl/3. If the lease gets within `grace + margin` of its local deadline without a
+ * successful renewal, the command gets SIGTERM, and SIGKILL `margin` before the local deadline
+ * (`margin` = min(200 ms, ttl/20) absorbs a late timer on a busy host). So the command is dead
+ * before another holder can exist. When the store says the lock is gone early (broken with
+ * `release --force`) another holder may already exist; the command then gets SIGTERM at once and
+ * SIGKILL `grace` later at the latest.
  */
 import { constants } from 'node:os';
 import type { LockInfo } from '../core/backend.js';
-import { LockLostError } from '../core/errors.js';
+import { LockLostError, LockTimeoutError } from '../core/errors.js';
 import type { Lease, LockManager } from '../index.js';
 import { CliError, describeError, UsageError } from './cli-error.js';
 import { ExitCode } from './exit-codes.js';
@@ -22,6 +23,11 @@ import { exitCodeOf, SupervisedChild } from './supervised-child.js';
 
 /** Default SIGTERM→SIGKILL grace, capped at a quarter of the TTL. */
 export const DEFAULT_GRACE_MS = 2_000;
+
+/** SIGKILL lands this long before the local deadline: min(200 ms, ttl/20). */
+export function killMarginMs(ttlMs: number): number {
+  return Math.min(200, Math.floor(ttlMs / 20));
+}
 
 /** Signals distlock forwards to the command (or that cancel the wait before it starts). */
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -41,13 +47,13 @@ export interface RunOptions {
   readonly verbose: boolean;
 }
 
-/** The grace period for a TTL: `min(2s, ttl/4)` unless given; at most a third of the TTL. */
+/** The grace period for a TTL: `min(2s, ttl/4)` unless given; at most a quarter of the TTL. */
 export function resolveGraceMs(ttlMs: number, graceMs: number | undefined): number {
-  const limit = Math.floor(ttlMs / 3);
-  if (graceMs === undefined) return Math.min(DEFAULT_GRACE_MS, Math.floor(ttlMs / 4));
+  const limit = Math.floor(ttlMs / 4);
+  if (graceMs === undefined) return Math.min(DEFAULT_GRACE_MS, limit);
   if (graceMs > limit) {
     throw new UsageError(
-      `--grace: ${graceMs} ms is more than a third of --ttl (${ttlMs} ms); the command must be ` +
+      `--grace: ${graceMs} ms is more than a quarter of --ttl (${ttlMs} ms); the command must be ` +
         'dead before the lease can expire, and renewals happen every ttl/3',
     );
   }
@@ -131,12 +137,32 @@ async function holdAndRun(
       { ttlMs: options.ttlMs, waitMs: options.waitMs, signal: interrupted },
     );
   } catch (error) {
+    if (error instanceof LockTimeoutError && exitCode === undefined) {
+      throw await notAcquiredError(locks, options);
+    }
     // withLock rethrows what the callback threw; after the command ran, report its outcome anyway.
     if (exitCode === undefined) throw error;
     printError(`could not release lock "${options.key}": ${describeError(error)}`);
   }
   if (options.verbose && exitCode !== ExitCode.LOCK_LOST) printError(`released "${options.key}"`);
   return exitCode ?? ExitCode.INTERNAL;
+}
+
+/** Exit 75, naming the holder where the store can tell. */
+async function notAcquiredError(locks: LockManager, options: RunOptions): Promise<CliError> {
+  const holder = await locks.inspect(options.key).catch(() => null);
+  const heldBy =
+    holder === null
+      ? ''
+      : ` by token ${holder.token.slice(0, TOKEN_PREFIX_LENGTH)}… (fence ${holder.fence}, ` +
+        `${formatRemaining(holder.remainingMs)} left)`;
+  return new CliError(
+    ExitCode.NOT_ACQUIRED,
+    options.waitMs === 0
+      ? `lock "${options.key}" is held${heldBy}; not waiting (--no-wait)`
+      : `lock "${options.key}" was not acquired within ${formatRemaining(options.waitMs)}` +
+          (heldBy === '' ? '' : `; it is held${heldBy}`),
+  );
 }
 
 /**
@@ -152,6 +178,8 @@ async function superviseUntilExit(
 ): Promise<number> {
   let lostBecause: string | undefined;
   let watchdog: ReturnType<typeof setTimeout> | undefined;
+  const marginMs = killMarginMs(options.ttlMs);
+  const killDeadline = () => lease.expiresAt - marginMs;
 
   const loseLock = (because: string, killAt: number) => {
     if (lostBecause !== undefined || child.exit !== undefined) return;
@@ -162,16 +190,16 @@ async function superviseUntilExit(
   const onLeaseLost = () => {
     const reason: unknown = lease.signal.reason;
     const because = reason instanceof LockLostError ? reason.reason : 'lost';
-    loseLock(because, Math.min(Date.now() + graceMs, lease.expiresAt));
+    loseLock(because, Math.min(Date.now() + graceMs, killDeadline()));
   };
   lease.signal.addEventListener('abort', onLeaseLost, { once: true });
 
-  // Renewal is late when the lease has only `grace` left: start terminating so that the SIGKILL
-  // lands at the local deadline, before the store can hand the key to anyone else.
+  // Renewal is late when the lease has only `grace + margin` left: start terminating so that the
+  // SIGKILL lands before the local deadline, before the store can hand the key to anyone else.
   const checkDeadline = () => {
-    const leftMs = lease.expiresAt - Date.now();
+    const leftMs = killDeadline() - Date.now();
     if (leftMs <= graceMs) {
-      loseLock('not renewed in time', lease.expiresAt);
+      loseLock('not renewed in time', killDeadline());
       return;
     }
     watchdog = setTimeout(checkDeadline, leftMs - graceMs);
@@ -182,7 +210,7 @@ async function superviseUntilExit(
   // Where the store announces changes, learn of a broken lock at once instead of at the next
   // renewal (up to ttl/3 later).
   const unwatch = await watchForTheft(locks, lease, () =>
-    loseLock('released or taken by someone else', Date.now() + graceMs),
+    loseLock('released or taken by someone else', Math.min(Date.now() + graceMs, killDeadline())),
   );
 
   try {
