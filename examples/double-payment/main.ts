@@ -82,8 +82,8 @@ export const DEMO_DEFAULTS = Object.freeze({
   frozenWorkerRun: true,
   skipLockInLockedRuns: false,
   output: 'pretty',
-  /** Short enough that the frozen worker's lease runs out quickly. */
-  frozenRunTtlMs: 1_000,
+  /** The frozen worker's lease: short, so that it runs out quickly. */
+  frozenLeaseTtlMs: 1_000,
   waitMs: 60_000,
   providerDelayMs: Object.freeze({ min: 2, max: 10 }),
   startTimeoutMs: 60_000,
@@ -141,7 +141,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         expectSafe: false,
         scenario,
         worker: worker('without-lock', false, ttlMs),
-        freezeOneWorker: false,
       },
       {
         id: 'with-lock',
@@ -149,7 +148,6 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         expectSafe: true,
         scenario,
         worker: worker('with-lock', !skipLock, ttlMs),
-        freezeOneWorker: false,
       },
     ];
     if (frozenWorkerRun) {
@@ -158,8 +156,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         label: 'lock + frozen worker',
         expectSafe: true,
         scenario,
-        worker: worker('with-lock-frozen-worker', !skipLock, DEMO_DEFAULTS.frozenRunTtlMs),
-        freezeOneWorker: true,
+        worker: worker('with-lock-frozen-worker', !skipLock, ttlMs),
+        freezeLeaseTtlMs: DEMO_DEFAULTS.frozenLeaseTtlMs,
       });
     }
 

@@ -32,10 +32,11 @@ export interface RunConfig {
   /** The payment provider answers after a uniformly random delay in this range. */
   readonly providerDelayMs: { readonly min: number; readonly max: number };
   /**
-   * Fault injection: while processing this payment, freeze (block the event loop, like a long GC
-   * pause) between the last lease check and the write, until another worker has taken the lock.
+   * Fault injection: while processing payment `paymentId`, freeze (block the event loop, like a
+   * long GC pause) between the last lease check and the write, until another worker has taken the
+   * lock. That payment's lease lasts only `leaseTtlMs`, so the demo need not wait long for it.
    */
-  readonly freezeOnPaymentId?: string;
+  readonly freeze?: { readonly paymentId: string; readonly leaseTtlMs: number };
 }
 
 /** Counters a worker reports when it has processed its share of a run's payments. */

@@ -21,9 +21,12 @@ export interface RunSpec {
   readonly expectSafe: boolean;
   readonly scenario: Scenario;
   /** How the workers work, except where the store and receipts are (under `workDir`). */
-  readonly worker: Omit<RunConfig, 'storeDir' | 'receiptsDir' | 'freezeOnPaymentId'>;
-  /** Freeze one worker mid-payment until its lease has expired and been taken over. */
-  readonly freezeOneWorker: boolean;
+  readonly worker: Omit<RunConfig, 'storeDir' | 'receiptsDir' | 'freeze'>;
+  /**
+   * Freeze one worker mid-payment until its lease (of this TTL) has expired and been taken over.
+   * @default no freeze
+   */
+  readonly freezeLeaseTtlMs?: number;
   /** A fresh directory for this run's store and receipts. */
   readonly workDir: string;
   /** Give up after this long. */
@@ -69,12 +72,14 @@ export async function runOnce(pool: WorkerPool, spec: RunSpec): Promise<RunResul
   const shares: Payment[][] = Array.from({ length: pool.size }, () => []);
   scenario.payments.forEach((payment, i) => shares[i % pool.size]?.push(payment));
   // The frozen payment is worker 0's second, so the others still have work that needs its lock.
-  const freezeOnPaymentId = spec.freezeOneWorker ? shares[0]?.[1]?.id : undefined;
+  const frozenPaymentId = shares[0]?.[1]?.id;
   const run: RunConfig = {
     ...spec.worker,
     storeDir,
     receiptsDir,
-    ...(freezeOnPaymentId === undefined ? {} : { freezeOnPaymentId }),
+    ...(spec.freezeLeaseTtlMs === undefined || frozenPaymentId === undefined
+      ? {}
+      : { freeze: { paymentId: frozenPaymentId, leaseTtlMs: spec.freezeLeaseTtlMs } }),
   };
 
   let processed = 0;

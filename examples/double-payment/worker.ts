@@ -82,10 +82,14 @@ class PaymentWorker {
       return;
     }
     const askedAt = Date.now();
-    await this.#locks.withLock(`account:${payment.accountId}`, async (lease) => {
-      this.#add('lockWaitMs', Date.now() - askedAt);
-      await this.#applyPayment(payment, lease);
-    });
+    await this.#locks.withLock(
+      `account:${payment.accountId}`,
+      async (lease) => {
+        this.#add('lockWaitMs', Date.now() - askedAt);
+        await this.#applyPayment(payment, lease);
+      },
+      this.#freezesOn(payment) ? { ttlMs: this.#run.freeze?.leaseTtlMs } : {},
+    );
   }
 
   /** Read → allocate → confirm with the provider → write → receipt. */
@@ -97,7 +101,7 @@ class PaymentWorker {
 
     // Still ours? If the lease was lost while the provider answered, do not write.
     lease?.signal.throwIfAborted();
-    if (lease && payment.id === this.#run.freezeOnPaymentId && !this.#frozeOnce) {
+    if (lease && this.#freezesOn(payment)) {
       this.#frozeOnce = true;
       this.#freezeUntilTakenOver(payment.accountId, lease);
     }
@@ -120,10 +124,15 @@ class PaymentWorker {
    */
   #freezeUntilTakenOver(accountId: string, lease: Lease): void {
     const cell = new Int32Array(new SharedArrayBuffer(4));
-    const giveUpAt = Date.now() + 10 * this.#run.ttlMs;
+    const giveUpAt = Date.now() + 10 * (this.#run.freeze?.leaseTtlMs ?? this.#run.ttlMs);
     while (this.#store.highestFenceSync(accountId) <= lease.fence && Date.now() < giveUpAt) {
       Atomics.wait(cell, 0, 0, 20);
     }
+  }
+
+  /** Fault injection: freeze on this payment (once: not again when it is retried)? */
+  #freezesOn(payment: Payment): boolean {
+    return payment.id === this.#run.freeze?.paymentId && !this.#frozeOnce;
   }
 
   #count(counter: 'processed' | 'fenceRejections' | 'leaseLosses'): void {
