@@ -1,9 +1,9 @@
 /**
- * The etcd lock backend: etcd's own mutex recipe over a session lease.
+ * The etcd lock backend: etcd's mutex recipe over a session lease.
  *
- * - Acquire: one txn puts this request's queue entry `<dir>/<token>` under the session's lease
- *   and reads the two newest entries of `<dir>`: ours and its predecessor. No predecessor: ours
- *   has the lowest create revision and holds the lock. Otherwise wait for the deletion of the
+ * - Acquire: one txn puts this request's queue entry under the session's lease and reads the two
+ *   newest entries of the lock's directory: ours and its predecessor. No predecessor: ours has
+ *   the lowest create revision and holds the lock. Otherwise wait for the deletion of the
  *   predecessor only (a watch from the revision we read at, so nothing is missed): waiters are
  *   served in create-revision order, and each release wakes exactly one waiter.
  * - Fence: the create revision of the holder's entry (etcd revisions only grow).
@@ -13,6 +13,7 @@
  *   etcd). A live holder that stops extending is reaped by this backend at the lock's TTL (local
  *   timer, guarded delete), which is never earlier than the core's local deadline for the lease.
  */
+import { setMaxListeners } from 'node:events';
 import type { Etcd3, IKeyValue, IRangeRequest, IRangeResponse, ITxnResponse } from 'etcd3';
 import { sleep } from '../../core/abort.js';
 import type {
@@ -40,17 +41,28 @@ interface CallOptions {
 
 type Granted = AcquireResult & { readonly acquired: true };
 
-/** A lock this backend holds: its queue entry, granted create revision, and reaper timer. */
+/** One queue entry this backend wrote (or is about to write) for one request. */
+interface Entry {
+  readonly dir: string;
+  /** The etcd key, without the client's namespace. */
+  readonly name: string;
+  readonly slot: number;
+  readonly token: string;
+  readonly session: EtcdSession;
+}
+
+/** A lock this backend holds: its entry, granted create revision, and reaper timer. */
 interface Holding {
   /** The lock's key, as the core passed it. */
   readonly key: string;
-  readonly entry: string;
+  readonly entry: Entry;
   readonly revision: string;
-  readonly session: EtcdSession;
   /** Local epoch ms at which the backend deletes the entry unless extended first. */
   reapAt: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   reaping: Promise<void> | undefined;
+  /** Released, reaped, or its session ended: no longer ours to extend or reap. */
+  done: boolean;
   /**
    * Aborted when the session dies while this is held: the `lost` signal handed to the core. One
    * per holding (not the session's own signal) so that listeners die with the holding.
@@ -60,6 +72,13 @@ interface Holding {
 
 /** The longest pause between retries of a call that must eventually go through. */
 const MAX_RETRY_DELAY_MS = 2_000;
+
+const CAPABILITIES: BackendCapabilities = Object.freeze({
+  fencing: true,
+  notify: true,
+  fifo: true,
+  crossProcess: true,
+});
 
 /** `promise`, or a rejection with `signal.reason` as soon as the signal aborts. */
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -80,12 +99,31 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
-const CAPABILITIES: BackendCapabilities = Object.freeze({
-  fencing: true,
-  notify: true,
-  fifo: true,
-  crossProcess: true,
-});
+/** A signal aborted by either input (cheaper than `AbortSignal.any`, and disposable). */
+function linkSignals(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onA = () => controller.abort(a.reason);
+  const onB = () => controller.abort(b.reason);
+  if (a.aborted) onA();
+  else if (b.aborted) onB();
+  else {
+    a.addEventListener('abort', onA, { once: true });
+    b.addEventListener('abort', onB, { once: true });
+  }
+  return {
+    signal: controller.signal,
+    dispose() {
+      a.removeEventListener('abort', onA);
+      b.removeEventListener('abort', onB);
+    },
+  };
+}
+
+/** Index of holdings: one lock directory and one token. */
+function refOf(dir: string, token: string): string {
+  // Directories are percent-encoded, so they hold no newline.
+  return `${dir}\n${token}`;
+}
 
 /** A `LockBackend` over etcd. Created by `etcdBackend()`. */
 export class EtcdBackend implements LockBackend {
@@ -97,8 +135,6 @@ export class EtcdBackend implements LockBackend {
   readonly #options: ResolvedEtcdOptions;
   readonly #keys: KeyLayout;
   readonly #holdings = new Map<string, Holding>();
-  /** Entries of acquire calls in progress (not to be deleted by a background clean-up). */
-  readonly #queued = new Set<string>();
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
   #session: Promise<EtcdSession> | undefined;
@@ -108,6 +144,8 @@ export class EtcdBackend implements LockBackend {
     this.#ownsClient = ownsClient;
     this.#options = options;
     this.#keys = new KeyLayout(options.namespace);
+    // Every pending acquire listens for close(): many at once is expected, not a leak.
+    setMaxListeners(0, this.#closing.signal);
   }
 
   async tryAcquire(
@@ -115,26 +153,17 @@ export class EtcdBackend implements LockBackend {
     options: OperationOptions = {},
   ): Promise<AcquireResult> {
     const dir = this.#keys.lockDir(request.key);
-    const entry = this.#keys.entry(request.key, request.token);
     for (let sessionAttempt = 1; ; sessionAttempt += 1) {
       this.#throwIfClosed();
       const session = await this.#currentSession();
+      const entry = this.#newEntry(session, dir, request.token);
       const sentAt = Date.now();
-      // Put our entry only if the lock's directory is empty: a compare over the whole range
-      // (an empty range compares as create revision 0). One write, and nothing left queued.
+      // Put our entry only if the lock's directory is empty. One write, and nothing left queued.
       const txn = (callOptions: CallOptions) =>
         this.#client.kv.txn(
           {
-            compare: [
-              {
-                key: this.#raw(dir),
-                range_end: prefixEnd(this.#raw(dir)),
-                target: 'Create',
-                result: 'Equal',
-                create_revision: 0,
-              },
-            ],
-            success: [this.#putEntry(entry, request.token, session)],
+            compare: [this.#isEmpty(dir)],
+            success: [this.#putEntry(entry)],
             failure: [{ request_range: this.#oldest(dir) }],
           },
           callOptions,
@@ -153,7 +182,7 @@ export class EtcdBackend implements LockBackend {
           throw error;
         }
         // The put may have gone through (a lost answer, an abort mid-flight): take it back.
-        await this.#abandon(entry, session, inFlight);
+        await this.#abandon(entry, inFlight);
         throw error;
       }
       let revision: string;
@@ -162,16 +191,17 @@ export class EtcdBackend implements LockBackend {
       } else {
         // A retried txn whose first attempt got through finds its own entry in front.
         const first = response.responses[0]?.response_range.kvs[0];
-        if (!first || this.#name(first.key) !== entry || first.lease !== session.leaseId) {
+        if (!first || !this.#isEntry(first, entry)) {
+          entry.session.freeSlot(dir, entry.slot);
           return { acquired: false };
         }
         revision = first.create_revision;
       }
       if (options.signal?.aborted) {
-        await this.#removeEntry(entry, revision, session);
+        await this.#removeEntry(entry, revision);
         throw options.signal.reason;
       }
-      return this.#hold(request.key, entry, revision, session, sentAt, request.ttlMs);
+      return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
     }
   }
 
@@ -179,22 +209,26 @@ export class EtcdBackend implements LockBackend {
     request: AcquireRequest,
     options: OperationOptions & { readonly signal: AbortSignal },
   ): Promise<Granted> {
-    const signal = AbortSignal.any([options.signal, this.#closing.signal]);
-    for (let sessionAttempt = 1; ; sessionAttempt += 1) {
-      this.#throwIfClosed();
-      signal.throwIfAborted();
-      const session = await this.#currentSession();
-      try {
-        return await this.#enqueueAndWait(request, session, signal);
-      } catch (error) {
-        // A wait ended by a closing lock manager settles only once this backend has closed, so
-        // that the caller sees `close()` resolve no earlier than its pending acquires reject.
-        if (this.#closing.signal.aborted) await this.#closed;
-        if (signal.aborted) throw signal.reason;
-        // Our session died while we queued: our entry went with it; queue again in a new one.
-        if (session.lost && sessionAttempt < 3) continue;
-        throw error;
+    const { signal, dispose } = linkSignals(options.signal, this.#closing.signal);
+    try {
+      for (let sessionAttempt = 1; ; sessionAttempt += 1) {
+        this.#throwIfClosed();
+        signal.throwIfAborted();
+        const session = await this.#currentSession();
+        try {
+          return await this.#enqueueAndWait(request, session, signal);
+        } catch (error) {
+          // A wait ended by a closing lock manager settles only once this backend has closed, so
+          // that the caller sees `close()` resolve no earlier than its pending acquires reject.
+          if (this.#closing.signal.aborted) await this.#closed;
+          if (signal.aborted) throw signal.reason;
+          // Our session died while we queued: our entry went with it; queue again in a new one.
+          if (session.lost && sessionAttempt < 3) continue;
+          throw error;
+        }
       }
+    } finally {
+      dispose();
     }
   }
 
@@ -204,49 +238,45 @@ export class EtcdBackend implements LockBackend {
     signal: AbortSignal,
   ): Promise<Granted> {
     const dir = this.#keys.lockDir(request.key);
-    const entry = this.#keys.entry(request.key, request.token);
+    const entry = this.#newEntry(session, dir, request.token);
+    const name = this.#raw(entry.name);
     let revision: string | undefined;
     let inFlight: Promise<unknown> | undefined;
-    this.#queued.add(entry);
     try {
       let sentAt = Date.now();
+      // One write. An empty directory (the common, uncontended case) means we hold the lock and
+      // etcd only has to check one range and apply one put. Otherwise we put our entry anyway and
+      // read it back with its predecessor. Retrying is safe: a put on our own (reserved) entry
+      // name keeps its create revision, so a retry after a lost answer finds our place in line.
       const response = await this.#call(
         'acquire',
         (callOptions) =>
           this.#client.kv.txn(
             {
-              // Idempotent: a retry after a lost response finds the entry and reads it instead.
-              compare: [
-                {
-                  key: this.#raw(entry),
-                  target: 'Create',
-                  result: 'Equal',
-                  create_revision: 0,
-                },
+              compare: [this.#isEmpty(dir)],
+              success: [this.#putEntry(entry)],
+              failure: [
+                this.#putEntry(entry),
+                { request_range: { key: name, keys_only: true } },
+                { request_range: { ...this.#newestTwo(dir), keys_only: true } },
               ],
-              success: [
-                this.#putEntry(entry, request.token, session),
-                { request_range: this.#newestTwo(dir) },
-              ],
-              failure: [{ request_range: { key: this.#raw(entry) } }],
             },
             callOptions,
           ),
         { session, signal, tries: Infinity, inFlight: (late) => (inFlight = late) },
       );
-      let queue: IRangeResponse;
       if (response.succeeded) {
         revision = response.header.revision;
-        queue = response.responses[1]!.response_range;
+        return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+      }
+      const mine = response.responses[1]?.response_range.kvs[0];
+      if (!mine) throw new BackendUnavailableError('etcd queue entry vanished; retry');
+      revision = mine.create_revision;
+      let queue: IRangeResponse;
+      if (revision === response.header.revision) {
+        queue = response.responses[2]!.response_range;
       } else {
-        const existing = response.responses[0]?.response_range.kvs[0];
-        if (!existing) throw new BackendUnavailableError('etcd queue entry vanished; retry');
-        if (existing.lease !== session.leaseId) {
-          // Left by an earlier session of this token that etcd has not expired yet.
-          await this.#removeEntry(entry, existing.create_revision, session);
-          throw new BackendUnavailableError('a stale etcd queue entry of this token was removed');
-        }
-        revision = existing.create_revision;
+        // Written by an earlier attempt whose answer was lost: newer entries may follow ours.
         sentAt = Date.now();
         queue = await this.#waitingRange(dir, revision, session, signal);
       }
@@ -257,8 +287,9 @@ export class EtcdBackend implements LockBackend {
           // Deleted under us: the session expired, or an operator force-released the key.
           throw new BackendUnavailableError(`etcd queue entry of "${request.key}" was removed`);
         }
-        if (!predecessor)
-          return this.#hold(request.key, entry, revision, session, sentAt, request.ttlMs);
+        if (!predecessor) {
+          return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+        }
         await this.#predecessorGone(
           this.#name(predecessor.key),
           BigInt(queue.header.revision) + 1n,
@@ -270,14 +301,11 @@ export class EtcdBackend implements LockBackend {
       }
     } catch (error) {
       // Leave nothing behind: a waiter that gives up (deadline, abort, failure) leaves the queue.
-      this.#queued.delete(entry);
       if (!session.lost) {
-        if (revision !== undefined) await this.#removeEntry(entry, revision, session);
-        else await this.#abandon(entry, session, inFlight);
+        if (revision !== undefined) await this.#removeEntry(entry, revision);
+        else await this.#abandon(entry, inFlight);
       }
       throw error;
-    } finally {
-      this.#queued.delete(entry);
     }
   }
 
@@ -292,7 +320,7 @@ export class EtcdBackend implements LockBackend {
       'acquire (waiting)',
       (callOptions) =>
         this.#client.kv.range(
-          { ...this.#newestTwo(dir), max_create_revision: revision },
+          { ...this.#newestTwo(dir), max_create_revision: revision, keys_only: true },
           callOptions,
         ),
       { session, signal, tries: Infinity },
@@ -349,22 +377,16 @@ export class EtcdBackend implements LockBackend {
   ): Promise<ExtendResult> {
     this.#throwIfClosed();
     const dir = this.#keys.lockDir(lease.key);
-    const entry = this.#keys.entry(lease.key, lease.token);
-    const holding = this.#holdings.get(entry);
+    const holding = this.#holdings.get(refOf(dir, lease.token));
     if (holding?.reaping) await holding.reaping;
     const sentAt = Date.now();
     // The reaper must not fire while the extend is in flight.
-    if (holding && this.#holdings.get(entry) === holding) {
+    if (holding && !holding.done) {
       holding.reapAt = Math.max(holding.reapAt, sentAt + ttlMs);
       this.#armReaper(holding);
     }
-    const { kvs } = await this.#call(
-      'extend',
-      (callOptions) => this.#client.kv.range(this.#oldest(dir), callOptions),
-      { signal: options.signal },
-    );
-    const owner = kvs[0];
-    if (!owner || this.#name(owner.key) !== entry) {
+    const owner = await this.#oldestEntry(dir, options.signal);
+    if (!owner || owner.value.toString() !== lease.token) {
       return { extended: false, reason: owner ? 'not-owner' : 'expired' };
     }
     if (!holding) {
@@ -372,9 +394,9 @@ export class EtcdBackend implements LockBackend {
       return { extended: true, validityMs: 0 };
     }
     if (
-      owner.create_revision !== holding.revision ||
-      this.#holdings.get(entry) !== holding ||
-      holding.session.lost
+      holding.done ||
+      this.#name(owner.key) !== holding.entry.name ||
+      owner.create_revision !== holding.revision
     ) {
       return { extended: false, reason: 'expired' };
     }
@@ -386,49 +408,55 @@ export class EtcdBackend implements LockBackend {
   async release(lease: LeaseRef, options: OperationOptions = {}): Promise<ReleaseOutcome> {
     this.#throwIfClosed();
     const dir = this.#keys.lockDir(lease.key);
-    const entry = this.#keys.entry(lease.key, lease.token);
-    const holding = this.#holdings.get(entry);
+    const holding = this.#holdings.get(refOf(dir, lease.token));
     if (holding) {
-      this.#forget(holding);
+      const wasDone = holding.done;
+      this.#finish(holding);
       if (holding.reaping) await holding.reaping;
+      if (!wasDone && !holding.entry.session.lost) return this.#releaseHeld(holding, options);
     }
-    let revision = holding && !holding.session.lost ? holding.revision : undefined;
+    // Release by token without a live local record: only the current holder's entry may go.
     for (let attempt = 1; ; attempt += 1) {
-      if (revision === undefined) {
-        // Release by token without a local record: only the current holder's entry may go.
-        const owner = await this.#oldestEntry(dir, options.signal);
-        if (!owner) return 'expired';
-        if (this.#name(owner.key) !== entry) return 'not-owner';
-        revision = owner.create_revision;
-      }
+      const owner = await this.#oldestEntry(dir, options.signal);
+      if (!owner) return 'expired';
+      if (owner.value.toString() !== lease.token) return 'not-owner';
       const response = await this.#call(
         'release',
-        (callOptions) =>
-          this.#client.kv.txn(
-            {
-              compare: [
-                {
-                  key: this.#raw(entry),
-                  target: 'Create',
-                  result: 'Equal',
-                  create_revision: revision!,
-                },
-              ],
-              success: [{ request_delete_range: { key: this.#raw(entry) } }],
-              failure: [{ request_range: this.#oldest(dir) }],
-            },
-            callOptions,
-          ),
+        (callOptions) => this.#client.kv.txn(this.#deleteIfRevision(owner), callOptions),
         { signal: options.signal },
       );
       if (response.succeeded) return 'released';
-      const owner = response.responses[0]?.response_range.kvs[0];
-      if (owner && this.#name(owner.key) === entry && attempt < 3) {
-        revision = undefined; // the same token holds a newer entry: release that one
-        continue;
-      }
-      return owner ? 'not-owner' : 'expired';
+      if (attempt >= 3) return 'expired';
     }
+  }
+
+  /**
+   * Release a holding of this backend: one plain delete of our entry. No compare is needed: the
+   * entry's name is reserved for this holding until it is gone (see `EtcdSession.reserveSlot`),
+   * so deleting the name can only delete this holding, never someone else's.
+   */
+  async #releaseHeld(holding: Holding, options: OperationOptions): Promise<ReleaseOutcome> {
+    const { entry, revision } = holding;
+    let deleted: number;
+    try {
+      const response = await this.#call(
+        'release',
+        (callOptions) => this.#client.kv.deleteRange({ key: this.#raw(entry.name) }, callOptions),
+        { signal: options.signal, session: entry.session },
+      );
+      deleted = Number(response.deleted);
+    } catch (error) {
+      // Keep trying in the background: an entry left behind would block the lock until the
+      // session ends. The caller still learns that this call failed.
+      this.#removeEntry(entry, revision).catch(() => undefined);
+      throw error;
+    }
+    // Either way our entry is gone now: its name may be reused.
+    entry.session.freeSlot(entry.dir, entry.slot);
+    if (deleted > 0) return 'released';
+    // Already gone (force-released, or the session expired): say who holds the key now.
+    const owner = await this.#oldestEntry(entry.dir, options.signal);
+    return owner ? 'not-owner' : 'expired';
   }
 
   async inspect(key: string, options: OperationOptions = {}): Promise<LockInfo | null> {
@@ -441,7 +469,7 @@ export class EtcdBackend implements LockBackend {
     );
     const owner = response.kvs[0];
     if (!owner) return null;
-    return this.#info(owner, key, Number(response.count) - 1);
+    return this.#info(owner, key, dir, Number(response.count) - 1);
   }
 
   async list(prefix: string, options: OperationOptions = {}): Promise<LockInfo[]> {
@@ -464,15 +492,15 @@ export class EtcdBackend implements LockBackend {
     // Oldest entry first, so the first entry seen for each key is its holder.
     const owners = new Map<string, { kv: IKeyValue; entries: number }>();
     for (const kv of kvs) {
-      const parsed = this.#keys.parse(this.#name(kv.key));
-      if (!parsed) continue;
-      const seen = owners.get(parsed.key);
+      const key = this.#keys.lockKeyOf(this.#name(kv.key));
+      if (key === undefined) continue;
+      const seen = owners.get(key);
       if (seen) seen.entries += 1;
-      else owners.set(parsed.key, { kv, entries: 1 });
+      else owners.set(key, { kv, entries: 1 });
     }
     return [...owners.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([key, { kv, entries }]) => this.#info(kv, key, entries - 1));
+      .map(([key, { kv, entries }]) => this.#info(kv, key, this.#keys.lockDir(key), entries - 1));
   }
 
   async forceRelease(key: string, options: OperationOptions = {}): Promise<boolean> {
@@ -483,26 +511,15 @@ export class EtcdBackend implements LockBackend {
       if (!owner) return false;
       const response = await this.#call(
         'forceRelease',
-        (callOptions) =>
-          this.#client.kv.txn(
-            {
-              compare: [
-                {
-                  key: owner.key,
-                  target: 'Create',
-                  result: 'Equal',
-                  create_revision: owner.create_revision,
-                },
-              ],
-              success: [{ request_delete_range: { key: owner.key } }],
-            },
-            callOptions,
-          ),
+        (callOptions) => this.#client.kv.txn(this.#deleteIfRevision(owner), callOptions),
         { signal: options.signal },
       );
       if (response.succeeded) {
-        const holding = this.#holdings.get(this.#name(owner.key));
-        if (holding?.revision === owner.create_revision) this.#forget(holding);
+        const holding = this.#holdings.get(refOf(dir, owner.value.toString()));
+        if (holding?.revision === owner.create_revision) {
+          this.#finish(holding);
+          holding.entry.session.freeSlot(dir, holding.entry.slot);
+        }
         return true;
       }
     }
@@ -540,7 +557,7 @@ export class EtcdBackend implements LockBackend {
 
   async #close(): Promise<void> {
     this.#closing.abort(new LockClosedError('etcd backend'));
-    for (const holding of [...this.#holdings.values()]) this.#forget(holding);
+    for (const holding of this.#holdings.values()) this.#finish(holding);
     const session = await this.#session?.catch(() => undefined);
     // Revoking the session deletes every entry of this backend: its locks and queue places.
     await session?.close().catch(() => undefined);
@@ -585,37 +602,34 @@ export class EtcdBackend implements LockBackend {
    */
   #sessionEnded(session: EtcdSession): void {
     for (const holding of [...this.#holdings.values()]) {
-      if (holding.session !== session) continue;
-      this.#forget(holding);
+      if (holding.entry.session !== session || holding.done) continue;
+      this.#finish(holding);
       holding.lost.abort(
         new LockLostError(holding.key, 'unreachable', { cause: session.signal.reason }),
       );
     }
   }
 
-  #hold(
-    key: string,
-    entry: string,
-    revision: string,
-    session: EtcdSession,
-    startedAt: number,
-    ttlMs: number,
-  ): Granted {
+  #newEntry(session: EtcdSession, dir: string, token: string): Entry {
+    const slot = session.reserveSlot(dir);
+    return { dir, name: this.#keys.entry(dir, session.leaseId, slot), slot, token, session };
+  }
+
+  #hold(key: string, entry: Entry, revision: string, startedAt: number, ttlMs: number): Granted {
     const holding: Holding = {
       key,
       entry,
       revision,
-      session,
       reapAt: startedAt + ttlMs,
       timer: undefined,
       reaping: undefined,
+      done: false,
       lost: new AbortController(),
     };
-    const previous = this.#holdings.get(entry);
-    if (previous) this.#forget(previous);
-    this.#holdings.set(entry, holding);
+    // A second holding under the same token (a caller reusing tokens) keeps its own reaper.
+    this.#holdings.set(refOf(entry.dir, entry.token), holding);
     this.#armReaper(holding);
-    if (session.lost) this.#sessionEnded(session);
+    if (entry.session.lost) this.#sessionEnded(entry.session);
     return { acquired: true, fence: BigInt(revision), startedAt, lost: holding.lost.signal };
   }
 
@@ -627,46 +641,50 @@ export class EtcdBackend implements LockBackend {
 
   /** The lock's TTL passed without an extend: free it in etcd, as a store-side TTL would. */
   #reap(holding: Holding): void {
-    if (this.#holdings.get(holding.entry) !== holding) return;
-    holding.timer = undefined;
-    holding.reaping = this.#removeEntry(holding.entry, holding.revision, holding.session).finally(
-      () => {
-        holding.reaping = undefined;
-        if (this.#holdings.get(holding.entry) === holding) this.#holdings.delete(holding.entry);
-      },
-    );
+    if (holding.done) return;
+    this.#finish(holding);
+    holding.reaping = this.#removeEntry(holding.entry, holding.revision).finally(() => {
+      holding.reaping = undefined;
+    });
   }
 
-  #forget(holding: Holding): void {
+  /** The holding is no longer ours to extend or reap. */
+  #finish(holding: Holding): void {
+    holding.done = true;
     clearTimeout(holding.timer);
     holding.timer = undefined;
-    if (this.#holdings.get(holding.entry) === holding) this.#holdings.delete(holding.entry);
+    const ref = refOf(holding.entry.dir, holding.entry.token);
+    if (this.#holdings.get(ref) === holding) this.#holdings.delete(ref);
   }
 
   /**
-   * Delete `entry` if it is still the one created at `revision`. Transient failures are retried,
-   * then handed to a background loop for as long as the session lives (a stuck entry would block
-   * the queue behind it). Never rejects.
+   * Delete `entry` if it is still the one created at `revision`, then free its slot. Transient
+   * failures are retried, then handed to a background loop for as long as the session lives (a
+   * stuck entry would block the queue behind it). Never rejects.
    */
-  async #removeEntry(entry: string, revision: string, session: EtcdSession): Promise<void> {
+  async #removeEntry(entry: Entry, revision: string): Promise<void> {
+    const { session } = entry;
+    const name = this.#raw(entry.name);
     const remove = (callOptions: CallOptions) =>
       this.#client.kv.txn(
         {
-          compare: [
-            { key: this.#raw(entry), target: 'Create', result: 'Equal', create_revision: revision },
-          ],
-          success: [{ request_delete_range: { key: this.#raw(entry) } }],
+          compare: [{ key: name, target: 'Create', result: 'Equal', create_revision: revision }],
+          success: [{ request_delete_range: { key: name } }],
         },
         callOptions,
       );
+    // Deleted, or already gone (no one else writes our entry names): the slot is free again.
+    const done = () => session.freeSlot(entry.dir, entry.slot);
     try {
       await this.#call('dequeue', remove, { session });
+      done();
     } catch {
       const retryInBackground = async () => {
         for (let attempt = 1; !session.lost && !this.#closing.signal.aborted; attempt += 1) {
           await sleep(Math.min(MAX_RETRY_DELAY_MS, this.#options.retryDelayMs * 2 ** attempt));
           try {
             await this.#call('dequeue', remove, { session });
+            done();
             return;
           } catch {
             // Keep trying while the session lives; its expiry removes the entry otherwise.
@@ -680,26 +698,21 @@ export class EtcdBackend implements LockBackend {
   /**
    * Take back an entry whose put may or may not have gone through (its answer was lost, or the
    * caller aborted while it was in flight): once the request in flight settles, delete the entry
-   * if it exists under our session and no acquire of this backend is using it.
+   * if it exists. Never rejects.
    */
-  async #abandon(
-    entry: string,
-    session: EtcdSession,
-    inFlight: Promise<unknown> | undefined,
-  ): Promise<void> {
+  async #abandon(entry: Entry, inFlight: Promise<unknown> | undefined): Promise<void> {
     try {
       await inFlight?.catch(() => undefined);
       const { kvs } = await this.#call(
         'dequeue',
-        (callOptions) => this.#client.kv.range({ key: this.#raw(entry) }, callOptions),
-        { session },
+        (callOptions) => this.#client.kv.range({ key: this.#raw(entry.name) }, callOptions),
+        { session: entry.session },
       );
       const kv = kvs[0];
-      if (!kv || kv.lease !== session.leaseId) return;
-      if (this.#queued.has(entry) || this.#holdings.has(entry)) return;
-      await this.#removeEntry(entry, kv.create_revision, session);
+      if (kv) await this.#removeEntry(entry, kv.create_revision);
+      else entry.session.freeSlot(entry.dir, entry.slot);
     } catch {
-      // Unreachable etcd: the entry goes when the session does.
+      // Unreachable etcd: the entry goes when the session does (its slot stays reserved).
     }
   }
 
@@ -782,22 +795,66 @@ export class EtcdBackend implements LockBackend {
     };
   }
 
-  #putEntry(entry: string, token: string, session: EtcdSession) {
+  /**
+   * A txn compare that holds when the lock's directory has no entries: a compare over a whole
+   * range holds when it holds for every key in it, and an empty range compares as revision 0.
+   */
+  #isEmpty(dir: string) {
+    const key = this.#raw(dir);
     return {
-      request_put: { key: this.#raw(entry), value: Buffer.from(token), lease: session.leaseId },
+      key,
+      range_end: prefixEnd(key),
+      target: 'Create' as const,
+      result: 'Equal' as const,
+      create_revision: 0,
     };
   }
 
-  #info(owner: IKeyValue, key: string, waiters: number): LockInfo {
-    const name = this.#name(owner.key);
-    const holding = this.#holdings.get(name);
-    const local = holding?.revision === owner.create_revision ? holding : undefined;
+  #putEntry(entry: Entry) {
+    return {
+      request_put: {
+        key: this.#raw(entry.name),
+        value: Buffer.from(entry.token),
+        lease: entry.session.leaseId,
+      },
+    };
+  }
+
+  /** A txn deleting `kv` only if it is still the entry created at its create revision. */
+  #deleteIfRevision(kv: IKeyValue) {
+    return {
+      compare: [
+        {
+          key: kv.key,
+          target: 'Create' as const,
+          result: 'Equal' as const,
+          create_revision: kv.create_revision,
+        },
+      ],
+      success: [{ request_delete_range: { key: kv.key } }],
+    };
+  }
+
+  /** True when `kv` is `entry` as we wrote it (our name and token, under our session). */
+  #isEntry(kv: IKeyValue, entry: Entry): boolean {
+    return (
+      this.#name(kv.key) === entry.name &&
+      kv.value.toString() === entry.token &&
+      kv.lease === entry.session.leaseId
+    );
+  }
+
+  #info(owner: IKeyValue, key: string, dir: string, waiters: number): LockInfo {
+    const token = owner.value.toString();
+    const holding = this.#holdings.get(refOf(dir, token));
+    const local =
+      holding && !holding.done && holding.revision === owner.create_revision ? holding : undefined;
     return {
       key,
-      token: this.#keys.parse(name)?.token ?? owner.value.toString(),
+      token,
       fence: BigInt(owner.create_revision),
       remainingMs: local
-        ? Math.max(0, Math.min(local.reapAt, local.session.deadline) - Date.now())
+        ? Math.max(0, Math.min(local.reapAt, local.entry.session.deadline) - Date.now())
         : null,
       waiters,
     };
@@ -805,7 +862,8 @@ export class EtcdBackend implements LockBackend {
 
   /** Our key as etcd stores it (under the client's namespace, if it has one). */
   #raw(key: string): Buffer {
-    return Buffer.concat([this.#client.prefix, Buffer.from(key)]);
+    const prefix = this.#client.prefix;
+    return prefix.length === 0 ? Buffer.from(key) : Buffer.concat([prefix, Buffer.from(key)]);
   }
 
   /** An etcd key back in our terms. */

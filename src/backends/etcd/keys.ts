@@ -1,11 +1,12 @@
 /**
  * Where locks live in etcd. Each lock key is a directory of queue entries, one per waiter or
- * holder: `<namespace><encoded key>/<encoded token>`. The entry with the lowest create revision
- * holds the lock; the others wait in create-revision order (etcd's own mutex recipe).
+ * holder: `<namespace><encoded key>/<lease id>-<slot>`, whose value is the request's token. The
+ * entry with the lowest create revision holds the lock; the others wait in create-revision order
+ * (etcd's own mutex recipe).
  *
- * Keys and tokens are percent-encoded (`encodeURIComponent`) so that neither contains `/`: the lock
- * `a` (`a/…`) never shares a directory with the lock `a/b` (`a%2Fb/…`), and since the encoding
- * works code point by code point, `encode(prefix)` is a prefix of `encode(key)` for `list`.
+ * Keys are percent-encoded (`encodeURIComponent`) so that they contain no `/`: the lock `a`
+ * (`a/…`) never shares a directory with the lock `a/b` (`a%2Fb/…`), and since the encoding works
+ * code point by code point, `encode(prefix)` is a prefix of `encode(key)` for `list`.
  */
 import { InvalidArgumentError } from '../../core/errors.js';
 
@@ -18,12 +19,6 @@ function encode(value: string, option: string): string {
       cause: error,
     });
   }
-}
-
-/** One lock's queue entry, parsed back from an etcd key. */
-export interface ParsedEntry {
-  readonly key: string;
-  readonly token: string;
 }
 
 /** The etcd key layout under one namespace. */
@@ -39,9 +34,14 @@ export class KeyLayout {
     return `${this.#namespace}${encode(key, 'key')}/`;
   }
 
-  /** The queue entry of one holding or waiter of `key`. */
-  entry(key: string, token: string): string {
-    return `${this.lockDir(key)}${encode(token, 'token')}`;
+  /**
+   * The name of a queue entry: the session's lease ID (as in etcd's recipe) and a slot number,
+   * so that concurrent requests of one session for one key get distinct entries. Names are
+   * reused (slot 0 almost always): a fresh name per acquire would grow etcd's key index, which a
+   * range over the directory walks, until the next compaction.
+   */
+  entry(dir: string, leaseId: string, slot: number): string {
+    return `${dir}${leaseId}-${slot}`;
   }
 
   /** The etcd key prefix covering every lock whose key starts with `prefix`. */
@@ -49,23 +49,19 @@ export class KeyLayout {
     return `${this.#namespace}${encode(prefix, 'prefix')}`;
   }
 
-  /** Parse an etcd key of this layout, or `undefined` for a foreign key. */
-  parse(etcdKey: string): ParsedEntry | undefined {
+  /** The lock key an entry belongs to, or `undefined` for a key of another layout. */
+  lockKeyOf(etcdKey: string): string | undefined {
     if (!etcdKey.startsWith(this.#namespace)) return undefined;
     const rest = etcdKey.slice(this.#namespace.length);
     const slash = rest.indexOf('/');
     if (slash <= 0 || rest.indexOf('/', slash + 1) !== -1) return undefined;
     try {
-      return {
-        key: decodeURIComponent(rest.slice(0, slash)),
-        token: decodeURIComponent(rest.slice(slash + 1)),
-      };
+      return decodeURIComponent(rest.slice(0, slash));
     } catch {
       return undefined;
     }
   }
 }
-
 /** The end of etcd's range `[prefix, end)` that holds exactly the keys starting with `prefix`. */
 export function prefixEnd(prefix: Buffer): Buffer {
   const end = Buffer.from(prefix);

@@ -16,6 +16,7 @@
  * can let anyone else in.
  */
 import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import { setMaxListeners } from 'node:events';
 import { BackendUnavailableError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 import type { ResolvedEtcdOptions } from './options.js';
@@ -44,6 +45,8 @@ export class EtcdSession {
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  /** Entry slots in use per lock directory (see `KeyLayout.entry`). */
+  readonly #slots = new Map<string, Set<number>>();
 
   private constructor(
     client: Etcd3,
@@ -55,6 +58,8 @@ export class EtcdSession {
     this.leaseId = leaseId;
     this.#options = options;
     this.#lastOkSentAt = grantSentAt;
+    // Every waiter listens for the session's loss: many at once is expected, not a leak.
+    setMaxListeners(0, this.#controller.signal);
     this.#intervalMs = Math.max(1, Math.floor(options.sessionTtlMs / 3));
     this.#interval = setInterval(() => this.#keepAlive(), this.#intervalMs);
     this.#interval.unref?.();
@@ -89,6 +94,26 @@ export class EtcdSession {
   /** Local epoch ms before which etcd cannot have expired this lease. */
   get deadline(): number {
     return this.#lastOkSentAt + this.#options.sessionTtlMs - driftMs(this.#options.sessionTtlMs);
+  }
+
+  /**
+   * Reserve the lowest entry slot of `dir` this session is not using. A slot stays reserved until
+   * its entry is known to be gone from etcd, so an entry name is never shared by two requests.
+   */
+  reserveSlot(dir: string): number {
+    let used = this.#slots.get(dir);
+    if (!used) this.#slots.set(dir, (used = new Set()));
+    let slot = 0;
+    while (used.has(slot)) slot += 1;
+    used.add(slot);
+    return slot;
+  }
+
+  /** The entry of `slot` is gone from etcd (or was never written): its name may be reused. */
+  freeSlot(dir: string, slot: number): void {
+    const used = this.#slots.get(dir);
+    used?.delete(slot);
+    if (used?.size === 0) this.#slots.delete(dir);
   }
 
   /**
