@@ -9,7 +9,8 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
 
 /**
  * Resolve after `ms`, or early when `wake` is called; reject with `signal.reason` on abort.
- * The timer is unref'd so a pending wait never keeps the process alive by itself.
+ * The timer keeps the process alive, like any pending I/O: a process whose only work is waiting
+ * for a lock must not exit mid-wait (the files backend has no socket to hold it open).
  */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -25,7 +26,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    timer.unref?.();
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
@@ -55,7 +55,6 @@ export function deadline(
       expired = true;
       controller.abort(timeoutReason());
     }, ms);
-    timer.unref?.();
   }
   return {
     signal: controller.signal,
