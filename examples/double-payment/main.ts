@@ -90,9 +90,12 @@ export const DEMO_DEFAULTS = Object.freeze({
   runTimeoutMs: 120_000,
 } as const);
 
-function positiveInteger(option: string, value: number, max: number): number {
-  if (!Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidArgumentError(option, `must be an integer from 1 to ${max}, got ${value}`);
+function integerIn(option: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(
+      option,
+      `must be an integer from ${min} to ${max}, got ${value}`,
+    );
   }
   return value;
 }
@@ -108,13 +111,16 @@ function positiveInteger(option: string, value: number, max: number): number {
  * ```
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
-  const workers = positiveInteger('workers', options.workers ?? DEMO_DEFAULTS.workers, 64);
-  const payments = positiveInteger('payments', options.payments ?? DEMO_DEFAULTS.payments, 100_000);
-  const accounts = positiveInteger('accounts', options.accounts ?? DEMO_DEFAULTS.accounts, 1_000);
-  const ttlMs = positiveInteger('ttlMs', options.ttlMs ?? DEMO_DEFAULTS.ttlMs, 3_600_000);
+  const workers = integerIn('workers', options.workers ?? DEMO_DEFAULTS.workers, 1, 64);
+  const payments = integerIn('payments', options.payments ?? DEMO_DEFAULTS.payments, 1, 100_000);
+  const accounts = integerIn('accounts', options.accounts ?? DEMO_DEFAULTS.accounts, 1, 1_000);
+  const ttlMs = integerIn('ttlMs', options.ttlMs ?? DEMO_DEFAULTS.ttlMs, 100, 3_600_000);
   const seed = options.seed ?? DEMO_DEFAULTS.seed;
   if (!Number.isSafeInteger(seed)) throw new InvalidArgumentError('seed', 'must be an integer');
   const output = options.output ?? DEMO_DEFAULTS.output;
+  if (!['pretty', 'json', 'silent'].includes(output)) {
+    throw new InvalidArgumentError('output', `must be 'pretty', 'json' or 'silent', got ${output}`);
+  }
   const stream = options.stream ?? process.stdout;
   const frozenWorkerRun = (options.frozenWorkerRun ?? DEMO_DEFAULTS.frozenWorkerRun) && workers > 1;
   const skipLock = options.skipLockInLockedRuns ?? DEMO_DEFAULTS.skipLockInLockedRuns;
