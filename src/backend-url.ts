@@ -91,9 +91,7 @@ export async function openBackend(
     }
     case 'etcd': {
       requireHost(text);
-      const { etcdBackend } = await importBackend<{
-        etcdBackend(options: { url: string }): LockBackend;
-      }>('./backends/etcd/index.js');
+      const { etcdBackend } = await import('./backends/etcd/index.js');
       return etcdBackend({ url: text });
     }
     default: {
@@ -110,11 +108,6 @@ export async function openBackend(
       );
     }
   }
-}
-
-// TODO(cli): import etcd literally once its backend has landed.
-async function importBackend<T>(specifier: string): Promise<T> {
-  return (await import(specifier)) as T;
 }
 
 async function openFiles(dir: string): Promise<LockBackend> {

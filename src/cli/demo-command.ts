@@ -8,9 +8,18 @@ import { CliError } from './cli-error.js';
 import { ExitCode } from './exit-codes.js';
 import { resolveBackendUrl } from './open-locks.js';
 
-/** What the demo module exports. */
+/** What the demo module exports (see `examples/double-payment/main.ts`). */
 interface DemoModule {
-  runDemo(options: Record<string, unknown>): Promise<unknown>;
+  runDemo(options: Record<string, unknown>): Promise<{ exitCode?: unknown } | undefined>;
+}
+
+/** Options of {@link demoCommand}. */
+export interface DemoCommandOptions {
+  readonly backendUrl: string | undefined;
+  readonly workers: number | undefined;
+  readonly payments: number | undefined;
+  readonly seed: number | undefined;
+  readonly json: boolean;
 }
 
 /** The demo module, next to `src/` (tsx) or `dist/` (built). */
@@ -22,24 +31,34 @@ function demoModuleUrl(): URL | undefined {
   return undefined;
 }
 
-/** Run the double-payment demo; resolves with the exit code. */
-export async function demoCommand(options: { backendUrl: string | undefined }): Promise<number> {
+/** Run the double-payment demo; resolves with the exit code (0 when no invariant broke). */
+export async function demoCommand(options: DemoCommandOptions): Promise<number> {
   const url = demoModuleUrl();
-  if (url === undefined) {
-    throw new CliError(
-      ExitCode.USAGE,
-      'the double-payment demo is not part of this installation; run it from a clone of the ' +
-        'distlock repository with: npm run demo',
-    );
+  const notHere = new CliError(
+    ExitCode.USAGE,
+    'the double-payment demo is not part of this installation; run it from a clone of the ' +
+      'distlock repository with: npm run demo',
+  );
+  if (url === undefined) throw notHere;
+  let demo: Partial<DemoModule>;
+  try {
+    demo = (await import(url.href)) as Partial<DemoModule>;
+  } catch (error) {
+    // A built distlock cannot load the demo's TypeScript source without tsx.
+    if ((error as { code?: unknown }).code === 'ERR_UNKNOWN_FILE_EXTENSION') throw notHere;
+    throw error;
   }
-  const demo = (await import(url.href)) as Partial<DemoModule>;
   if (typeof demo.runDemo !== 'function') {
     throw new CliError(ExitCode.INTERNAL, `${fileURLToPath(url)} does not export runDemo()`);
   }
   const backendUrl = resolveBackendUrl(options.backendUrl);
-  const outcome = await demo.runDemo(backendUrl === undefined ? {} : { backendUrl });
-  // The demo may report its own exit code (e.g. 1 when an invariant was violated).
-  if (typeof outcome === 'number') return outcome;
-  const exitCode = (outcome as { exitCode?: unknown } | null)?.exitCode;
-  return typeof exitCode === 'number' ? exitCode : ExitCode.OK;
+  const result = await demo.runDemo({
+    ...(backendUrl === undefined ? {} : { backendUrl }),
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(options.payments === undefined ? {} : { payments: options.payments }),
+    ...(options.seed === undefined ? {} : { seed: options.seed }),
+    output: options.json ? 'json' : 'pretty',
+  });
+  // The demo reports 1 when an invariant broke in a run that used the lock.
+  return typeof result?.exitCode === 'number' ? result.exitCode : ExitCode.OK;
 }

@@ -72,6 +72,13 @@ function duration(option: string, value: string): number {
   return parseDuration(value, option);
 }
 
+function integer(option: string, value: string | boolean | undefined): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (!/^\d+$/.test(value.trim()))
+    throw new UsageError(`${option}: "${value}" is not a whole number`);
+  return Number(value);
+}
+
 function waitOption(value: string | boolean | undefined): number {
   if (value === false) return 0;
   if (value === undefined || value === true) return 10_000;
@@ -205,10 +212,24 @@ export function buildProgram(result: { exitCode: number }): Command {
 
   configure(program.command('demo'), 'distlock demo')
     .summary('run the double-payment demo')
-    .description('Run the double-payment demo: the same payment code without and with a lock.')
+    .description(
+      'Run the double-payment demo: worker processes charge the same accounts without a lock, ' +
+        'with one, and with one while a worker freezes past its lease. Exits 1 if an invariant ' +
+        'broke in a run that used the lock.',
+    )
+    .option('--workers <n>', 'worker processes per run (default: 4)')
+    .option('--payments <n>', 'payments per run (default: 240)')
+    .option('--seed <n>', 'seed of the generated payments (default: 42)')
+    .option('--json', 'print the result as JSON instead of a table')
     .addOption(backendOption())
-    .action(async (opts: { backend?: string }) => {
-      result.exitCode = await demoCommand({ backendUrl: opts.backend });
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      result.exitCode = await demoCommand({
+        backendUrl: opts.backend as string | undefined,
+        workers: integer('--workers', opts.workers),
+        payments: integer('--payments', opts.payments),
+        seed: integer('--seed', opts.seed),
+        json: opts.json === true,
+      });
     });
 
   return program;
