@@ -4,10 +4,15 @@
  * caches the script again. Works the same on a `Redis` and a `Cluster` client: both route the
  * call by the slot of its first key. Every call fails fast with a typed error when the client is
  * not connected, is bounded by a timeout, and honours an `AbortSignal`.
+ *
+ * Calls made in the same tick on a standalone client go out in one write (an ioredis pipeline of
+ * independent `EVALSHA`s): still one round trip each, but one system call for many operations
+ * in flight, which is most of a lock's client-side cost. This is the hot path: no per-call
+ * timer (one sweeping interval fails overdue calls) and no per-call closures beyond the promise.
  */
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
-import { BackendUnavailableError } from '../../core/errors.js';
+import { BackendUnavailableError, type LockError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 
 /** A user's or our own ioredis client. */
@@ -33,10 +38,66 @@ export interface RunOptions {
   readonly onLate?: (result: unknown) => void;
 }
 
+type Reply = [error: Error | null, result: unknown];
+
+/** One script call in flight. */
+class Call {
+  settled = false;
+  resolve!: (value: unknown) => void;
+  reject!: (reason: unknown) => void;
+  readonly deadline: number;
+  readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly runner: ScriptRunner,
+    readonly script: LuaScript,
+    readonly keys: readonly string[],
+    readonly args: readonly (string | number)[],
+    readonly options: RunOptions | undefined,
+    timeoutMs: number,
+  ) {
+    this.deadline = Date.now() + timeoutMs;
+    const signal = options?.signal;
+    if (signal) {
+      this.onAbort = () => this.fail(signal.reason);
+      signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+  }
+
+  settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    if (this.onAbort) this.options?.signal?.removeEventListener('abort', this.onAbort);
+    return true;
+  }
+
+  succeed(result: unknown): void {
+    if (this.settle()) this.resolve(result);
+    else this.options?.onLate?.(result);
+  }
+
+  fail(reason: unknown): void {
+    if (this.settle()) this.reject(reason);
+  }
+
+  /** A reply: NOSCRIPT is answered by sending the script itself. */
+  answer(error: Error | null, result: unknown): void {
+    if (!error) this.succeed(result);
+    else if (error.message.startsWith('NOSCRIPT')) this.runner.evalSource(this);
+    else this.fail(this.runner.typed(error, this.script));
+  }
+}
+
 export class ScriptRunner {
   readonly #client: RedisClient;
   readonly #timeoutMs: number;
   readonly #secret: string | undefined;
+  /** Calls not yet sent, flushed as one pipeline at the end of the tick. */
+  #batch: Call[] | undefined;
+  /** Calls in send order (so in deadline order), swept by one interval while any is pending. */
+  #inflight: Call[] = [];
+  #head = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(client: RedisClient, timeoutMs: number, secret: string | undefined) {
     this.#client = client;
@@ -49,9 +110,9 @@ export class ScriptRunner {
     script: LuaScript,
     keys: readonly string[],
     args: readonly (string | number)[],
-    options: RunOptions = {},
+    options?: RunOptions,
   ): Promise<unknown> {
-    const { signal, onLate } = options;
+    const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const status = this.#client.status;
     if (DOWN_STATES.has(status)) {
@@ -59,58 +120,100 @@ export class ScriptRunner {
         new BackendUnavailableError(`redis ${script.name} failed: connection is ${status}`),
       );
     }
-    const call = this.#evaluate(script, keys, args);
-    return new Promise<unknown>((resolve, reject) => {
-      let settled = false;
-      const finish = () => {
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const onAbort = () => {
-        if (settled) return;
-        finish();
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(() => {
-        if (settled) return;
-        finish();
-        reject(
-          new BackendUnavailableError(
-            `redis ${script.name} failed: no answer within ${this.#timeoutMs} ms`,
-          ),
-        );
-      }, this.#timeoutMs);
-      timer.unref?.();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      call.then(
-        (result) => {
-          if (settled) {
-            onLate?.(result);
-            return;
-          }
-          finish();
-          resolve(result);
-        },
-        (error: unknown) => {
-          if (settled) return;
-          finish();
-          reject(toLockError(error, script.name, this.#secret));
-        },
-      );
+    const call = new Call(this, script, keys, args, options, this.#timeoutMs);
+    const promise = new Promise<unknown>((resolve, reject) => {
+      call.resolve = resolve;
+      call.reject = reject;
     });
+    this.#inflight.push(call);
+    if (!this.#sweeper) this.#startSweeper();
+    if (this.#client.isCluster) {
+      // A pipeline must stay within one slot; a cluster client routes each call itself.
+      this.#send(call);
+    } else if (this.#batch) {
+      this.#batch.push(call);
+    } else {
+      this.#batch = [call];
+      process.nextTick(() => this.#flush());
+    }
+    return promise;
   }
 
-  async #evaluate(
-    script: LuaScript,
-    keys: readonly string[],
-    args: readonly (string | number)[],
-  ): Promise<unknown> {
-    try {
-      return await this.#client.evalsha(script.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error && error.message.startsWith('NOSCRIPT'))) throw error;
-      return await this.#client.eval(script.source, keys.length, ...keys, ...args);
+  /** The typed error for a failed call. */
+  typed(error: unknown, script: LuaScript): LockError {
+    return toLockError(error, script.name, this.#secret);
+  }
+
+  /** Send the script's source (`EVAL`), which also caches it on the server. */
+  evalSource(call: Call): void {
+    this.#client.eval(call.script.source, call.keys.length, ...call.keys, ...call.args).then(
+      (result) => call.succeed(result),
+      (error: unknown) => call.fail(this.typed(error, call.script)),
+    );
+  }
+
+  #send(call: Call): void {
+    this.#client.evalsha(call.script.sha, call.keys.length, ...call.keys, ...call.args).then(
+      (result) => call.answer(null, result),
+      (error: unknown) =>
+        call.answer(error instanceof Error ? error : new Error(String(error)), null),
+    );
+  }
+
+  #flush(): void {
+    const batch = this.#batch!;
+    this.#batch = undefined;
+    if (batch.length === 1) {
+      this.#send(batch[0]!);
+      return;
+    }
+    const pipeline = (this.#client as Redis).pipeline();
+    for (const call of batch) {
+      pipeline.evalsha(call.script.sha, call.keys.length, ...call.keys, ...call.args);
+    }
+    pipeline.exec().then(
+      (replies) => {
+        for (let i = 0; i < batch.length; i += 1) {
+          const [error, result] = (replies?.[i] ?? [new Error('no reply'), null]) as Reply;
+          batch[i]!.answer(error, result);
+        }
+      },
+      (error: unknown) => {
+        for (const call of batch) call.fail(this.typed(error, call.script));
+      },
+    );
+  }
+
+  #startSweeper(): void {
+    const period = Math.max(10, Math.min(250, Math.floor(this.#timeoutMs / 4)));
+    this.#sweeper = setInterval(() => this.#sweep(), period);
+    this.#sweeper.unref?.();
+  }
+
+  /** Fail overdue calls, drop settled ones, and stop when nothing is in flight. */
+  #sweep(): void {
+    const now = Date.now();
+    const inflight = this.#inflight;
+    while (this.#head < inflight.length) {
+      const call = inflight[this.#head]!;
+      if (!call.settled) {
+        if (call.deadline > now) break;
+        call.fail(
+          new BackendUnavailableError(
+            `redis ${call.script.name} failed: no answer within ${this.#timeoutMs} ms`,
+          ),
+        );
+      }
+      this.#head += 1;
+    }
+    if (this.#head === inflight.length) {
+      this.#inflight = [];
+      this.#head = 0;
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    } else if (this.#head > 1024) {
+      this.#inflight = inflight.slice(this.#head);
+      this.#head = 0;
     }
   }
 }
