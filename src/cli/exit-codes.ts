@@ -34,13 +34,13 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** The help text's table of exit codes, kept next to the codes it describes. */
 export const EXIT_CODES_HELP = `Exit codes:
-  0..255  run: the command's own exit code (128+N if it was killed by signal N)
-  0       status: the key is held; release: the lock was broken
-  1       status: the key is free; release: nothing held the key
-  64      bad usage or configuration (unknown option, bad URL or duration)
-  69      the backend is unreachable
-  70      internal error
-  75      run: the lock was not acquired in time (or is held, with --no-wait)
-  76      run: the lock was lost while the command ran; the command was terminated
-  126/127 run: the command could not be executed / was not found
-  130/143 run: distlock was interrupted (SIGINT/SIGTERM) while waiting for the lock`;
+  0..255       run: the command's own exit code (128+N if it was killed by signal N)
+  0            status: the key is held; release: the lock was broken
+  1            status: the key is free; release: nothing was broken
+  64           bad usage or configuration (unknown option, bad URL or duration)
+  69           the backend is unreachable or failing
+  70           internal error (DISTLOCK_DEBUG=1 prints a stack trace)
+  75           run: the lock was not acquired in time (or is held, with --no-wait)
+  76           run: the lock was lost while the command ran; the command was terminated
+  126/127      run: the command could not be executed / was not found
+  129/130/143  run: SIGHUP/SIGINT/SIGTERM while waiting for the lock (nothing is left held)`;
