@@ -2,6 +2,7 @@
  * The lock manager: one backend-agnostic API over any {@link LockBackend}. Retrying, deadlines,
  * renewal, local expiry and events live here, once, for every backend.
  */
+import { setMaxListeners } from 'node:events';
 import { deadline, throwIfAborted } from './abort.js';
 import type { AcquireResult, LockBackend, LockInfo, ReleaseOutcome } from './backend.js';
 import { backoffDelay } from './backoff.js';
@@ -111,6 +112,8 @@ export class LockManager {
   readonly #closing = new AbortController();
 
   constructor(options: LockManagerOptions) {
+    // Every waiting acquire listens on this signal; many concurrent waiters are normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     if (typeof options !== 'object' || options === null) {
       throw new InvalidArgumentError('options', 'must be an object');
     }
