@@ -11,7 +11,11 @@ import { allocatePayment } from '../examples/double-payment/allocate.js';
 import { checkInvariants, type InvariantId } from '../examples/double-payment/invariants.js';
 import { runDemo, parseDemoArgs, type DemoResult } from '../examples/double-payment/main.js';
 import type { Account, Payment, Receipt } from '../examples/double-payment/model.js';
-import { InvalidArgumentError } from '../src/index.js';
+import { countUnderLock } from '../examples/swap-backends.js';
+import { filesBackend } from '../src/backends/files/index.js';
+import { memoryBackend } from '../src/backends/memory/index.js';
+import { createLocks, InvalidArgumentError, type LockBackend } from '../src/index.js';
+import { tempDir } from './harness/process.js';
 
 const MAIN = fileURLToPath(new URL('../examples/double-payment/main.ts', import.meta.url));
 const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -139,4 +143,31 @@ describe('double-payment demo', () => {
       },
     );
   });
+});
+
+describe('the same caller code on two backends (examples/swap-backends.ts)', () => {
+  const backends: [string, () => { backend: LockBackend; cleanup: () => void }][] = [
+    ['memory', () => ({ backend: memoryBackend(), cleanup: () => undefined })],
+    [
+      'files',
+      () => {
+        const dir = tempDir();
+        return { backend: filesBackend({ dir: dir.path }), cleanup: dir.remove };
+      },
+    ],
+  ];
+  for (const [name, open] of backends) {
+    it(`keeps every increment and hands out increasing fences on ${name}`, async () => {
+      const { backend, cleanup } = open();
+      const locks = createLocks({ backend, ttlMs: 5_000 });
+      try {
+        const { count, fences } = await countUnderLock(locks, 20);
+        expect(count).toBe(20);
+        for (let i = 1; i < fences.length; i++) expect(fences[i]! > fences[i - 1]!).toBe(true);
+      } finally {
+        await locks.close();
+        cleanup();
+      }
+    });
+  }
 });
