@@ -6,7 +6,7 @@
 export const ExitCode = Object.freeze({
   /** Success (`run`: the child exited 0; `status`: the key is held; `release`: a lock was broken). */
   OK: 0,
-  /** `status`: the key is free. `release --force`: nothing held the key. */
+  /** `status`: the key is free. `release --force`: nothing was broken (not held, or declined). */
   NOT_HELD: 1,
   /** Bad usage or configuration: unknown option, bad URL, bad duration (EX_USAGE). */
   USAGE: 64,

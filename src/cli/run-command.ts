@@ -32,6 +32,16 @@ export function killMarginMs(ttlMs: number): number {
 /** Signals distlock forwards to the command (or that cancel the wait before it starts). */
 const FORWARDED_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** A signal arrived before the command was running: exit 128 + its number. */
+class InterruptedError extends CliError {
+  readonly signal: NodeJS.Signals;
+
+  constructor(signal: NodeJS.Signals) {
+    super(128 + signalNumber(signal), `interrupted by ${signal}`);
+    this.signal = signal;
+  }
+}
+
 /** Options of {@link runUnderLock}, already parsed. */
 export interface RunOptions {
   readonly key: string;
@@ -71,7 +81,7 @@ export async function runUnderLock(options: RunOptions): Promise<number> {
     if (child !== undefined) {
       if (!finishing) child.signal(signal);
     } else if (!interrupted.signal.aborted) {
-      interrupted.abort(new CliError(128 + signalNumber(signal), `interrupted by ${signal}`));
+      interrupted.abort(new InterruptedError(signal));
     }
   };
   for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
@@ -88,8 +98,8 @@ export async function runUnderLock(options: RunOptions): Promise<number> {
       await locks.close().catch(() => undefined);
     }
   } catch (error) {
-    if (error instanceof CliError && interrupted.signal.reason === error) {
-      printError(`${error.message} while waiting for lock "${options.key}"`);
+    if (error instanceof InterruptedError && interrupted.signal.reason === error) {
+      printError(`${error.message} before the command started (lock "${options.key}")`);
       return error.exitCode;
     }
     throw error;
@@ -119,6 +129,8 @@ async function holdAndRun(
               `expires in ${formatRemaining(lease.expiresAt - Date.now())} unless renewed)`,
           );
         }
+        // A signal that came while acquiring or after: the command must not start.
+        if (interrupted.aborted) throw interrupted.reason;
         const child = await SupervisedChild.start({
           command: options.command,
           args: options.args,
@@ -132,6 +144,8 @@ async function holdAndRun(
           },
         });
         onStarted(child);
+        // A signal that came while the command was being spawned is delivered now.
+        if (interrupted.reason instanceof InterruptedError) child.signal(interrupted.reason.signal);
         exitCode = await superviseUntilExit(locks, lease, child, graceMs, options);
       },
       { ttlMs: options.ttlMs, waitMs: options.waitMs, signal: interrupted },

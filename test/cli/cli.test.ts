@@ -261,8 +261,6 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
       ],
       [['run', 'k', '--limit', '3', '--', 'true'], /--limit: semaphore mode is not supported yet/],
       [['run', 'k', '--backend', 'gopher://h:1', '--', 'true'], /unknown backend "gopher:"/],
-      [['status', 'k', '--backend', 'not a url'], /is not a backend URL/],
-      [['status', 'k', '--backend', 'file://relative/dir'], /not a usable file URL/],
       [['run', 'k', '--bogus', '--', 'true'], /unknown option '--bogus'/],
       [['release', 'k'], /add --force/],
       [['release', 'k', '--force'], /without a terminal.*--yes/],
@@ -294,7 +292,6 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
         env: { DISTLOCK_URL: `etcd://root:${secret}@127.0.0.1:1` },
       },
       { args: ['status', 'k', '--backend', `postgres://app:${secret}@127.0.0.1:1/db`] },
-      { args: ['status', 'k', '--backend', `redlock://u:${secret}@a:1,b:2,c:3`] },
       {
         args: [
           'status',
@@ -325,10 +322,10 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
       cli(['--help']),
       cli(['run', '--help']),
       cli(['--version']),
-      cli(['demo', '--workers', '2', '--payments', '6', '--json']),
+      cli(['demo', '--workers', '2', '--payments', '4', '--json']),
     ]);
     expect(demo.code, demo.stderr).toBe(0);
-    expect(JSON.parse(demo.stdout)).toMatchObject({ ok: true, workers: 2, payments: 6 });
+    expect(JSON.parse(demo.stdout)).toMatchObject({ ok: true, workers: 2, payments: 4 });
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/Exit codes:/);
     expect(help.stdout).toMatch(/DISTLOCK_URL/);
