@@ -16,12 +16,14 @@ import {
 
 const run = promisify(execFile);
 
-/** One running etcd member. */
+/** One etcd member (its process is replaced when it is restarted). */
 export interface EtcdMember {
   readonly name: string;
   /** `127.0.0.1:port` of its client endpoint. */
   readonly endpoint: string;
-  readonly process: ChildProcess & { output: () => string };
+  process: ChildProcess & { output: () => string };
+  /** The command line, to restart it on the same data directory. */
+  readonly args: readonly string[];
 }
 
 /** A running single member or cluster; `stop()` kills every member and removes the data. */
@@ -35,6 +37,8 @@ export interface EtcdServer {
   leader(): Promise<EtcdMember>;
   /** Wait until every member still alive answers `endpoint health`. */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /** Start a killed member again on its data directory (it rejoins the cluster). */
+  restart(member: EtcdMember): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -75,10 +79,12 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
     ports.push({ name: `m${i}`, client: await freePort(), peer: await freePort() });
   }
   const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(',');
+  // One token for the whole cluster (members derive the cluster ID from it), unique per cluster.
+  const clusterToken = `distlock-${process.pid}-${ports[0]!.peer}`;
   const members: EtcdMember[] = ports.map((p) => {
     const clientUrl = `http://127.0.0.1:${p.client}`;
     const peerUrl = `http://127.0.0.1:${p.peer}`;
-    const child = spawnServer('etcd', [
+    const args = [
       '--name',
       p.name,
       '--data-dir',
@@ -96,13 +102,18 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
       '--initial-cluster-state',
       'new',
       '--initial-cluster-token',
-      `distlock-${process.pid}-${p.client}`,
+      clusterToken,
       '--logger',
       'zap',
       '--log-level',
       'warn',
-    ]);
-    return { name: p.name, endpoint: `127.0.0.1:${p.client}`, process: child };
+    ];
+    return {
+      name: p.name,
+      endpoint: `127.0.0.1:${p.client}`,
+      process: spawnServer('etcd', args),
+      args,
+    };
   });
   const endpoints = members.map((m) => m.endpoint);
 
@@ -148,6 +159,11 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
         );
       }
     },
+    async restart(member) {
+      await killAndWait(member.process);
+      member.process = spawnServer('etcd', [...member.args]);
+      await server.waitHealthy();
+    },
     async stop() {
       await Promise.all(members.map((m) => killAndWait(m.process)));
       dir.remove();
@@ -157,8 +173,9 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
   try {
     await server.waitHealthy();
   } catch (error) {
+    const logs = members.map((m) => `--- ${m.name}:\n${m.process.output()}`).join('\n');
     await server.stop();
-    throw error;
+    throw new Error(`etcd did not start:\n${logs}`, { cause: error });
   }
   return server;
 }
