@@ -185,6 +185,28 @@ export function redactSecrets(text: string): string {
 }
 
 /**
+ * The secrets inside a backend URL or Azure connection string (its password, as written and
+ * percent-decoded; an `AccountKey`), so that they can also be scrubbed where they appear
+ * without the URL around them.
+ */
+export function secretsOf(url: string): string[] {
+  const found: string[] = [];
+  const password = /^[a-z][a-z0-9+.-]*:\/\/[^\s/@:]*:([^\s]*)@/i.exec(url)?.[1];
+  if (password) {
+    found.push(password);
+    try {
+      found.push(decodeURIComponent(password));
+    } catch {
+      // not valid percent-encoding: the raw form is all there is
+    }
+  }
+  for (const match of url.matchAll(/(?:AccountKey|SharedAccessSignature|password)=([^;&\s]+)/gi)) {
+    if (match[1]) found.push(match[1]);
+  }
+  return [...new Set(found)];
+}
+
+/**
  * A backend URL (or Azure connection string) fit to show: its password replaced by `***`.
  *
  * @example

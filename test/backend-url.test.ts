@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { openBackend, parseDuration, redactSecrets, redactUrl } from '../src/backend-url.js';
+import {
+  openBackend,
+  parseDuration,
+  redactSecrets,
+  redactUrl,
+  secretsOf,
+} from '../src/backend-url.js';
 import { InvalidArgumentError } from '../src/core/errors.js';
 
 describe('parseDuration', () => {
@@ -55,6 +61,19 @@ describe('redactUrl', () => {
     expect(redactSecrets('a redis://x:one@h:1 and "etcd://y:two@h:2" done')).toBe(
       'a redis://x:***@h:1 and "etcd://y:***@h:2" done',
     );
+  });
+});
+
+describe('secretsOf', () => {
+  it.each([
+    ['redis://user:p%40ss@host:1', ['p%40ss', 'p@ss']],
+    ['rediss://:plain@host', ['plain']],
+    ['redis://host:6379', []],
+    ['redis://user@host', []],
+    ['DefaultEndpointsProtocol=http;AccountName=a;AccountKey=k3y==;', ['k3y==']],
+    ['redis://host/?password=hunter2', ['hunter2']],
+  ])('%s → %j', (url, secrets) => {
+    expect(secretsOf(url)).toEqual(secrets);
   });
 });
 

@@ -2,8 +2,9 @@
  * The lock manager a command works with: the backend named by `--backend`, else `DISTLOCK_URL`,
  * else lock files under the OS temp dir.
  */
-import { defaultLockDir, openBackend, redactUrl } from '../backend-url.js';
+import { defaultLockDir, openBackend, redactUrl, secretsOf } from '../backend-url.js';
 import { createLocks, type LockManager } from '../index.js';
+import { addSecret } from './output.js';
 
 /** The environment variable that names the backend when `--backend` is not given. */
 export const BACKEND_URL_ENV = 'DISTLOCK_URL';
@@ -32,6 +33,7 @@ export async function openLocks(
 ): Promise<LockManager> {
   const url = resolveBackendUrl(backendOption);
   openedLabel = redactUrl(url ?? `file://${defaultLockDir()}`);
+  for (const secret of secretsOf(url ?? '')) addSecret(secret);
   const backend = await openBackend(url);
   try {
     return createLocks({ backend, ...options });

@@ -8,9 +8,24 @@ import type { LockInfo } from '../core/backend.js';
 /** How many characters of a holder's token are shown; enough to tell holders apart. */
 export const TOKEN_PREFIX_LENGTH = 8;
 
+/** Secrets known to this process (the backend URL's password), scrubbed from every message. */
+const knownSecrets = new Set<string>();
+
+/** Never print `secret`, even where it appears outside a URL. Ignores very short values. */
+export function addSecret(secret: string): void {
+  if (secret.length >= 3) knownSecrets.add(secret);
+}
+
+/** `text` with every URL password and every known secret replaced by `***`. */
+export function scrub(text: string): string {
+  let result = redactSecrets(text);
+  for (const secret of knownSecrets) result = result.split(secret).join('***');
+  return result;
+}
+
 /** Write one line to stderr, prefixed with `distlock:`, with any secret redacted. */
 export function printError(message: string): void {
-  process.stderr.write(`distlock: ${redactSecrets(message).replace(/\s*\n\s*/g, ' ')}\n`);
+  process.stderr.write(`distlock: ${scrub(message).replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
 /** A lock as `status --json` and `list --json` print it. */
