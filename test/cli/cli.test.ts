@@ -384,3 +384,41 @@ describe('distlock run on redis behind a partition', SLOW, () => {
     expect(ended.stderr).toMatch(/was lost \(not renewed in time\)/);
   });
 });
+
+describe('distlock on a Redis that requires a password', SLOW, () => {
+  let redis: RedisServer;
+  const password = 'r3disPassw0rd';
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    await redis.cli(['config', 'set', 'requirepass', password]);
+  });
+  afterAll(async () => {
+    await redis.stop();
+  });
+
+  it('works with the right password and never prints it, right or wrong', async () => {
+    const good = `redis://:${password}@127.0.0.1:${redis.port}`;
+    const wrong = `redis://default:wrong-${password}@127.0.0.1:${redis.port}`;
+    const [ran, listed, refused, refusedRun] = await cliAll([
+      { args: ['run', '-v', 'auth-key', '--', 'true'], env: { DISTLOCK_URL: good } },
+      { args: ['list', '--json', '--backend', good] },
+      { args: ['status', 'auth-key', '--backend', wrong] },
+      {
+        args: ['run', '-v', '--wait', '1s', 'auth-key', '--', 'true'],
+        env: { DISTLOCK_URL: wrong },
+      },
+    ]);
+    expect(ran!.code, ran!.stderr).toBe(0);
+    expect(ran!.stderr).toMatch(/acquired "auth-key"/);
+    expect(listed!.code, listed!.stderr).toBe(0);
+    expect(JSON.parse(listed!.stdout)).toEqual([]);
+    for (const result of [refused!, refusedRun!]) {
+      expect(result.code, result.stderr).toBe(ExitCode.UNAVAILABLE);
+      expect(stderrLines(result)).toHaveLength(1);
+    }
+    for (const result of [ran!, listed!, refused!, refusedRun!]) {
+      expect(result.stdout + result.stderr).not.toContain(password);
+    }
+  });
+});
