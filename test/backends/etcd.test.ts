@@ -3,10 +3,14 @@
  * own behaviour (options, the queue, one write per acquire and per release, session loss).
  */
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll } from 'vitest';
+import { Etcd3 } from 'etcd3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBackend } from '../../src/backends/etcd/index.js';
+import { InvalidArgumentError, LockClosedError, LockLostError } from '../../src/core/errors.js';
+import { createLocks } from '../../src/core/locks.js';
 import { runConformanceSuite } from '../../src/testing/index.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
+import { waitUntil } from '../harness/process.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/etcd-backend.ts', import.meta.url));
 
@@ -23,4 +27,190 @@ runConformanceSuite({
   name: 'etcd',
   createBackend: () => etcdBackend({ url: server.url }),
   processBackendModule: fixture,
+});
+
+let keyCounter = 0;
+const freshKey = (label: string) => `etcd-test/${label}-${process.pid}-${(keyCounter += 1)}`;
+
+/** The store's current revision: every write (put, delete, txn with writes) adds exactly one. */
+async function revision(client: Etcd3): Promise<bigint> {
+  const response = await client.kv.range({ key: Buffer.from('etcd-test/revision-probe') });
+  return BigInt(response.header.revision);
+}
+
+describe('etcd backend options', () => {
+  it('rejects malformed URLs naming `url`, without echoing credentials', () => {
+    for (const url of [
+      'not a url',
+      'http://user:s3cret@127.0.0.1:2379',
+      'etcd://user:s3cret@',
+      'etcd://user:s3cret@host',
+      'etcd://user:s3cret@host:99999',
+      'etcd://user:s3cret@host:1,',
+      'etcd:/user:s3cret@host:1',
+    ]) {
+      let caught: unknown;
+      try {
+        etcdBackend({ url });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, url).toBeInstanceOf(InvalidArgumentError);
+      expect((caught as InvalidArgumentError).option).toBe('url');
+      expect((caught as Error).message).not.toContain('s3cret');
+    }
+  });
+
+  it('rejects bad options naming the option', () => {
+    const url = 'etcd://127.0.0.1:2379';
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{}, 'url'],
+      [{ url, client: {} }, 'url'],
+      [{ client: {} }, 'client'],
+      [{ url, sessionTtlMs: 999 }, 'sessionTtlMs'],
+      [{ url, sessionTtlMs: 1.5e3 + 0.5 }, 'sessionTtlMs'],
+      [{ url, namespace: '' }, 'namespace'],
+      [{ url, operationTimeoutMs: 0 }, 'operationTimeoutMs'],
+      [{ url, retryTries: 0 }, 'retryTries'],
+      [{ url, recheckMs: 1 }, 'recheckMs'],
+      [{ url, onSessionEvent: 'x' }, 'onSessionEvent'],
+    ];
+    for (const [options, option] of cases) {
+      let caught: unknown;
+      try {
+        etcdBackend(options as never);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, option).toBeInstanceOf(InvalidArgumentError);
+      expect((caught as InvalidArgumentError).option).toBe(option);
+    }
+  });
+
+  it('leaves a client it was given open on close, and has a credential-free name', async () => {
+    const client = new Etcd3({ hosts: server.endpoints.map((e) => `http://${e}`) });
+    try {
+      const backend = etcdBackend({ client });
+      expect(backend.name).toBe('etcd');
+      expect(backend.capabilities).toEqual({
+        fencing: true,
+        notify: true,
+        fifo: true,
+        crossProcess: true,
+      });
+      const result = await backend.tryAcquire({ key: freshKey('own'), token: 't', ttlMs: 5_000 });
+      expect(result.acquired).toBe(true);
+      await backend.close();
+      await expect(backend.inspect('x')).rejects.toBeInstanceOf(LockClosedError);
+      expect(await client.get('anything').string()).toBeNull(); // still open
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('etcd backend behaviour', () => {
+  let probe: Etcd3;
+  beforeAll(() => {
+    probe = new Etcd3({ hosts: server.endpoints.map((e) => `http://${e}`) });
+  });
+  afterAll(() => probe?.close());
+
+  it('takes exactly one write to acquire and one to release, uncontended and handed off', async () => {
+    const locks = createLocks({ backend: etcdBackend({ url: server.url }) });
+    const other = createLocks({ backend: etcdBackend({ url: server.url }) });
+    try {
+      const key = freshKey('writes');
+      await (await locks.acquire(key)).release(); // grant the session first (not a KV write)
+      let before = await revision(probe);
+      const lease = await locks.acquire(key);
+      expect(await revision(probe)).toBe(before + 1n);
+      expect(await lease.release()).toBe('released');
+      expect(await revision(probe)).toBe(before + 2n);
+      expect(lease.fence).toBe(before + 1n); // the fence is the entry's create revision
+
+      const held = await locks.acquire(key);
+      await (await other.tryAcquire(freshKey('warm-up')))!.release();
+      const waiting = other.acquire(key);
+      await waitUntil('queued', async () => (await locks.inspect(key))?.waiters === 1);
+      before = await revision(probe);
+      await held.release();
+      const next = await waiting;
+      expect(await revision(probe)).toBe(before + 1n); // the release; the handoff writes nothing
+      await next.release();
+    } finally {
+      await Promise.all([locks.close(), other.close()]);
+    }
+  });
+
+  it('reports queued waiters in inspect and list, and reuses entry names', async () => {
+    const key = freshKey('queue');
+    const backends = [1, 2, 3].map(() => etcdBackend({ url: server.url }));
+    const [a, b, c] = backends.map((backend) => createLocks({ backend }));
+    try {
+      const held = await a!.acquire(key);
+      const waits = [b!, c!].map((m) => m.acquire(key).then((lease) => lease.release()));
+      await waitUntil('two waiters', async () => (await a!.inspect(key))?.waiters === 2);
+      const [info] = await a!.list(key);
+      expect(info).toMatchObject({ key, token: held.token, fence: held.fence, waiters: 2 });
+      await held.release();
+      await Promise.all(waits);
+      // The same backend acquiring the same key again writes the same entry name.
+      const names = new Set<string>();
+      for (let i = 0; i < 3; i += 1) {
+        const lease = await a!.acquire(key);
+        const keys = await probe.getAll().prefix('distlock/').keys();
+        for (const name of keys) if (name.includes(encodeURIComponent(key))) names.add(name);
+        await lease.release();
+      }
+      expect(names.size).toBe(1);
+    } finally {
+      await Promise.all([a, b, c].map((m) => m!.close()));
+    }
+  });
+
+  it('signals every lease of a session lost at its local deadline when keep-alives stop', async () => {
+    const lone = await startEtcd(1);
+    const deadlines: number[] = [];
+    const backend = etcdBackend({
+      url: lone.url,
+      sessionTtlMs: 2_000,
+      operationTimeoutMs: 1_000,
+      onSessionEvent: (event) => {
+        if (event.type !== 'lost') deadlines.push(event.deadline);
+      },
+    });
+    const locks = createLocks({ backend, ttlMs: 60_000 });
+    try {
+      const leases = await Promise.all([locks.acquire('s/a'), locks.acquire('s/b')]);
+      await waitUntil('a keep-alive', () => deadlines.length >= 2, 5_000);
+      lone.members[0]!.process.kill('SIGSTOP');
+      const stoppedAt = Date.now();
+      const lostAt = await Promise.all(
+        leases.map(
+          (lease) =>
+            new Promise<number>((resolve) =>
+              lease.signal.addEventListener('abort', () => resolve(Date.now()), { once: true }),
+            ),
+        ),
+      );
+      const deadline = Math.max(...deadlines);
+      lone.members[0]!.process.kill('SIGCONT');
+      for (const [i, lease] of leases.entries()) {
+        expect((lease.signal.reason as LockLostError).reason).toBe('unreachable');
+        // At the session's local deadline (timers fire a little late, never early).
+        expect(lostAt[i]).toBeGreaterThanOrEqual(deadline);
+        expect(lostAt[i]! - deadline).toBeLessThan(500);
+      }
+      expect(deadline - stoppedAt).toBeLessThanOrEqual(2_000);
+      // With etcd back, a new session serves new acquires; the lost locks were revoked or expired.
+      const again = await locks.acquire('s/a', { waitMs: 10_000 });
+      expect(again.fence).toBeGreaterThan(leases[0]!.fence);
+      await again.release();
+    } finally {
+      lone.members[0]!.process.kill('SIGCONT');
+      await locks.close();
+      await lone.stop();
+    }
+  }, 30_000);
 });
