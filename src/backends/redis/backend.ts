@@ -74,6 +74,8 @@ export class RedisBackend implements LockBackend {
       scripts: SCRIPTS,
       queueEntryTtlMs: this.#options.queueEntryTtlMs,
       pollIntervalMs: this.#options.pollIntervalMs,
+      commandTimeoutMs: this.#options.commandTimeoutMs,
+      contended: new Set(),
       waits: new Map(),
       closing: () => this.#closed !== undefined,
     };

@@ -29,6 +29,7 @@
  * re-validated there (its TTL restarts), so that poll's own send time is used.
  */
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { AcquireRequest } from '../../core/backend.js';
 import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
@@ -53,6 +54,9 @@ export interface QueueContext {
   };
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
+  readonly commandTimeoutMs: number;
+  /** Lock keys whose last acquire in this backend had to queue. */
+  readonly contended: Set<string>;
   /**
    * The backend's queued waits: `close()` aborts each controller (with `LockClosedError`) and
    * awaits each promise, so that every waiter has left its queue before connections close.
@@ -108,16 +112,33 @@ export async function acquireInQueue(
     args: [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs],
     token: request.token,
   };
-  // The uncontended path: one script, nothing else allocated.
-  const reply = await step(line, context.scripts.enqueue);
-  if (reply.code === 1 && !signal.aborted) {
-    return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+  const contended = context.contended;
+  let start: Start;
+  if (contended.has(keys.lock)) {
+    // Queued last time: join the queue and block in one write (see startBlocking).
+    start = (await startBlocking(line)) ?? { reply: await step(line, context.scripts.enqueue) };
+  } else {
+    // The uncontended path: one script, nothing else allocated.
+    const reply = await step(line, context.scripts.enqueue);
+    if (reply.code === 1 && !signal.aborted) {
+      return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
+    }
+    start = { reply };
+  }
+  if (start.reply.code === 1) contended.delete(keys.lock);
+  else {
+    if (contended.size >= MAX_CONTENDED_KEYS) contended.clear();
+    contended.add(keys.lock);
+  }
+  if (start.reply.code === 1 && !signal.aborted) {
+    if (start.connection) releaseWhenPopped(context, start.connection, start.pop);
+    return { acquired: true, fence: BigInt(start.reply.value), startedAt: start.reply.sentAt };
   }
   const controller = new AbortController();
   const onAbort = () => controller.abort(signal.reason);
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
-  const waiting = waitInLine(line, reply, controller.signal);
+  const waiting = waitInLine(line, start, controller.signal);
   context.waits.set(
     controller,
     waiting.catch(() => undefined),
@@ -129,6 +150,91 @@ export async function acquireInQueue(
     context.waits.delete(controller);
     signal.removeEventListener('abort', onAbort);
   }
+}
+
+/** Keys remembered as contended (their last acquire here queued) before the memory is reset. */
+const MAX_CONTENDED_KEYS = 10_000;
+
+/** The first step's reply, and the blocking connection with its `BLPOP` if it was sent too. */
+interface Start {
+  readonly reply: StepReply;
+  readonly connection?: RedisClient;
+  readonly pop?: Promise<PopOutcome>;
+}
+
+/**
+ * On a key that was contended, send the enqueue script and the `BLPOP` on one blocking
+ * connection in one write: the waiter blocks at once, with one system call instead of two (the
+ * script pushes a wake marker if it grants directly). Undefined when that is not possible (no
+ * connection to spare, a cluster, not connected yet, or the script is not cached).
+ */
+async function startBlocking(line: Line): Promise<Start | undefined> {
+  const { context } = line;
+  const connection = context.pool.take();
+  if (!connection) return undefined;
+  const socket = connection.isCluster ? undefined : (connection as Redis).stream;
+  if (!socket || connection.status !== 'ready') {
+    context.pool.give(connection, connection.status !== 'end');
+    return undefined;
+  }
+  const script = context.scripts.enqueue;
+  const sentAt = Date.now();
+  socket.cork();
+  let enqueued: Promise<unknown>;
+  let pop: Promise<PopOutcome>;
+  try {
+    enqueued = connection.evalsha(
+      script.sha,
+      line.scriptKeys.length,
+      ...line.scriptKeys,
+      ...line.args,
+      '1',
+    );
+    pop = blockingPop(connection, line.notify);
+  } finally {
+    socket.uncork();
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const reply = (await Promise.race([
+      enqueued,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer in time')), context.commandTimeoutMs);
+        timer.unref?.();
+      }),
+    ])) as [number, string | number, number?];
+    return {
+      reply: { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt },
+      connection,
+      pop,
+    };
+  } catch (error) {
+    // Wake the BLPOP (nothing was queued if the script did not run), then go the plain way.
+    enqueued.catch(() => undefined);
+    await leave(line).catch(() => undefined);
+    releaseWhenPopped(context, connection, pop);
+    if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return undefined;
+    throw toLockError(error, 'acquire');
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function blockingPop(connection: RedisClient, notify: string): Promise<PopOutcome> {
+  return connection.blpop(notify, BLPOP_TIMEOUT_S).then(
+    (value): PopOutcome => ({ kind: 'reply', value }),
+    (): PopOutcome => ({ kind: 'error' }),
+  );
+}
+
+/** Back to the pool once its pending `BLPOP` has returned (a wake marker is on its way). */
+function releaseWhenPopped(
+  context: QueueContext,
+  connection: RedisClient,
+  pop: Promise<PopOutcome> | undefined,
+): void {
+  if (pop) void pop.then((outcome) => context.pool.give(connection, outcome.kind === 'reply'));
+  else context.pool.give(connection, true);
 }
 
 /** One queued request: its waiter id, its notify list and its scripts' KEYS and ARGV. */
@@ -158,7 +264,7 @@ function leave(line: Line): Promise<unknown> {
   ]);
 }
 
-async function waitInLine(line: Line, first: StepReply, signal: AbortSignal): Promise<Granted> {
+async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promise<Granted> {
   const { context, notify } = line;
   let left = false;
   const abandon = async (reason: unknown): Promise<never> => {
@@ -168,11 +274,11 @@ async function waitInLine(line: Line, first: StepReply, signal: AbortSignal): Pr
   };
   // Aborted while the first step ran: it may have queued us, or even granted the lock.
   if (signal.aborted) return abandon(signal.reason);
-  let reply = first;
+  let reply = start.reply;
   let anchor = reply;
 
-  let connection: RedisClient | undefined = context.pool.take();
-  let pop: Promise<PopOutcome> | undefined;
+  let connection: RedisClient | undefined = start.connection ?? context.pool.take();
+  let pop: Promise<PopOutcome> | undefined = start.pop;
   const heartbeatMs = context.queueEntryTtlMs / 3;
   const nextPollDelay = (remainingMs: number): number => {
     const cadence = connection ? heartbeatMs : Math.min(heartbeatMs, context.pollIntervalMs);
@@ -185,10 +291,7 @@ async function waitInLine(line: Line, first: StepReply, signal: AbortSignal): Pr
   try {
     for (;;) {
       if (connection && !pop) {
-        pop = connection.blpop(notify, BLPOP_TIMEOUT_S).then(
-          (value): PopOutcome => ({ kind: 'reply', value }),
-          (): PopOutcome => ({ kind: 'error' }),
-        );
+        pop = blockingPop(connection, notify);
       }
       const event = await nextEvent(pop, pollDelay, signal);
       if (event === 'abort') return await abandon(signal.reason);
@@ -226,12 +329,8 @@ async function waitInLine(line: Line, first: StepReply, signal: AbortSignal): Pr
     await leave(line).catch(() => undefined);
     throw toLockError(error, 'acquire');
   } finally {
-    if (connection) {
-      const held = connection;
-      // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
-      if (pop) void pop.then((outcome) => context.pool.give(held, outcome.kind === 'reply'));
-      else context.pool.give(held, true);
-    }
+    // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
+    if (connection) releaseWhenPopped(context, connection, pop);
   }
 }
 

@@ -26,9 +26,10 @@ local function grant(token, ttl)
   return redis.call('INCR', KEYS[2])
 end
 
+-- Pushes message onto waiter id's notify list; a wake marker first drops a grant not yet read.
 local function notify(id, message, ttl)
   local list = KEYS[1] .. ':n:' .. id
-  redis.call('DEL', list)
+  if message == 'w' then redis.call('DEL', list) end
   redis.call('RPUSH', list, message)
   redis.call('PEXPIRE', list, ttl)
 end

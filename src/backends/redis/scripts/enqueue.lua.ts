@@ -6,22 +6,28 @@ import { COMMON_LUA } from './common.lua.js';
  * earlier attempt of the same request) is re-validated: its TTL restarts now.
  *
  * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
- * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms.
+ * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms, 5 optional `1`: a `BLPOP` of the
+ * notify list follows on the same connection, so a direct grant pushes a wake marker for it.
  * Returns `{1, fence}` when acquired (the server time may follow), `{0, pttlMs, serverNowMs}`
  * when queued.
  */
 export const ENQUEUE_LUA = `${COMMON_LUA}
+-- A BLPOP sent right behind this script (ARGV[5] == '1') must not block on a direct grant.
+local function granted(fence, now)
+  if ARGV[5] == '1' then notify(ARGV[3], 'w', tonumber(ARGV[4])) end
+  return {1, fence, now}
+end
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return {1, redis.call('GET', KEYS[2])}
+  return granted(redis.call('GET', KEYS[2]))
 end
 if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
-  return {1, grant(ARGV[1], ARGV[2])}
+  return granted(grant(ARGV[1], ARGV[2]))
 end
 local now = now_ms()
 if not holder and not promote(now) then
-  return {1, grant(ARGV[1], ARGV[2]), now}
+  return granted(grant(ARGV[1], ARGV[2]), now)
 end
 enqueue(ARGV[3], ARGV[1], ARGV[2], tonumber(ARGV[4]), now, true)
 return {0, redis.call('PTTL', KEYS[1]), now}
