@@ -3,7 +3,8 @@
  * (retried by the harness) and the put + delete floor.
  */
 import type { Contender } from './contenders/contender.js';
-import { distlockVariants, importIfPresent } from './contenders/distlock.js';
+import { etcdBackend } from '../src/backends/etcd/index.js';
+import { distlockVariants } from './contenders/distlock.js';
 import { connectEtcd } from './contenders/etcd-connection.js';
 import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
@@ -16,17 +17,11 @@ import type { Table } from './table.js';
 const TTL_MS = 10_000;
 const CLIENTS = 8;
 
-/** distlock's etcd rows, or none while `src/backends/etcd` does not exist yet. */
-async function distlockContenders(port: number): Promise<Contender[]> {
-  const module = await importIfPresent(
-    new URL('../src/backends/etcd/index.js', import.meta.url).href,
-  );
-  const factory = module?.['etcdBackend'];
-  if (typeof factory !== 'function') return [];
+/** distlock's etcd rows: one lock manager and backend (one session) per client, own connection. */
+function distlockContenders(port: number): Promise<Contender[]> {
   const open = async () => {
     const client = await connectEtcd(port);
-    const backend = factory({ client });
-    return { backend, close: async () => client.close() };
+    return { backend: etcdBackend({ client }), close: async () => client.close() };
   };
   return distlockVariants(open, TTL_MS);
 }
@@ -40,8 +35,6 @@ export async function benchEtcd(
 ): Promise<StoreResults> {
   const prefix = `bench/${Date.now()}/`;
   const distlockRows = await distlockContenders(port);
-  if (distlockRows.length === 0)
-    log('etcd: distlock backend (src/backends/etcd) not found — its rows are pending');
   const contenders: Contender[] = [
     etcdPutDelete(port),
     ...distlockRows,

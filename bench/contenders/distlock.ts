@@ -57,21 +57,6 @@ export function distlock(options: {
   };
 }
 
-/**
- * Import a backend module that other contributors may not have written yet: `null` when the
- * file does not exist, so the harness can report distlock's figures as pending.
- */
-export async function importIfPresent(specifier: string): Promise<Record<string, unknown> | null> {
-  try {
-    return (await import(specifier)) as Record<string, unknown>;
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('backends'))
-      return null;
-    throw error;
-  }
-}
-
 /** Retry settings of the tuned row: retry about every millisecond, like the peers' tuned rows. */
 const TUNED_RETRY: RetryOptions = Object.freeze({
   delayMs: 1,
