@@ -247,9 +247,10 @@ interface Line {
   readonly token: string;
 }
 
-async function step(line: Line, script: LuaScript): Promise<StepReply> {
+async function step(line: Line, script: LuaScript, blocked = false): Promise<StepReply> {
   const sentAt = Date.now();
-  const reply = (await line.context.runner.run(script, line.scriptKeys, line.args, {
+  const args = blocked ? [...line.args, '1'] : line.args;
+  const reply = (await line.context.runner.run(script, line.scriptKeys, args, {
     // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
     onLate: () => void leave(line).catch(() => undefined),
   })) as [number, string | number, number?];
@@ -297,7 +298,8 @@ async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promis
       if (event === 'abort') return await abandon(signal.reason);
       if (event === 'poll') {
         reply = await step(line, context.scripts.poll);
-        if (reply.code === -1) reply = await step(line, context.scripts.enqueue);
+        // Our entry expired (we heartbeated too late): join again, waking our BLPOP on a grant.
+        if (reply.code === -1) reply = await step(line, context.scripts.enqueue, !!pop);
         if (signal.aborted) return await abandon(signal.reason);
         if (reply.code === 1) {
           return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };

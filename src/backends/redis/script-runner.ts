@@ -6,8 +6,8 @@
  * not connected, is bounded by a timeout, and honours an `AbortSignal`.
  *
  * Calls made in the same tick on a standalone client go out in one write (an ioredis pipeline of
- * independent `EVALSHA`s): still one round trip each, but one system call for many operations
- * in flight, which is most of a lock's client-side cost. This is the hot path: no per-call
+ * independent `EVALSHA`s) after the first: still one round trip each, but one system call for
+ * many operations in flight, which is most of a lock's client-side cost. This is the hot path: no per-call
  * timer (one sweeping interval fails overdue calls) and no per-call closures beyond the promise.
  */
 import { createHash } from 'node:crypto';
@@ -133,7 +133,10 @@ export class ScriptRunner {
     } else if (this.#batch) {
       this.#batch.push(call);
     } else {
-      this.#batch = [call];
+      // The first call of a tick goes out at once (no added latency when calls are sparse);
+      // the ones after it in the same tick are flushed together at the end of the tick.
+      this.#send(call);
+      this.#batch = [];
       process.nextTick(() => this.#flush());
     }
     return promise;
@@ -163,6 +166,7 @@ export class ScriptRunner {
   #flush(): void {
     const batch = this.#batch!;
     this.#batch = undefined;
+    if (batch.length === 0) return;
     if (batch.length === 1) {
       this.#send(batch[0]!);
       return;

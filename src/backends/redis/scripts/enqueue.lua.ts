@@ -11,19 +11,27 @@ import { COMMON_LUA } from './common.lua.js';
  * Returns `{1, fence}` when acquired (the server time may follow), `{0, pttlMs, serverNowMs}`
  * when queued.
  */
-export const ENQUEUE_LUA = `${COMMON_LUA}
+export const ENQUEUE_LUA = `
+local holder = redis.call('GET', KEYS[1])
+-- The uncontended path first, before the shared helpers are even defined.
+if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local fence = redis.call('INCR', KEYS[2])
+  if ARGV[5] == '1' then
+    redis.call('RPUSH', KEYS[5], 'w')
+    redis.call('PEXPIRE', KEYS[5], ARGV[4])
+  end
+  return {1, fence}
+end
+${COMMON_LUA}
 -- A BLPOP sent right behind this script (ARGV[5] == '1') must not block on a direct grant.
 local function granted(fence, now)
   if ARGV[5] == '1' then notify(ARGV[3], 'w', tonumber(ARGV[4])) end
   return {1, fence, now}
 end
-local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return granted(redis.call('GET', KEYS[2]))
-end
-if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
-  return granted(grant(ARGV[1], ARGV[2]))
 end
 local now = now_ms()
 if not holder and not promote(now) then

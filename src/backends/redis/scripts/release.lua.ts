@@ -8,18 +8,23 @@ import { COMMON_LUA } from './common.lua.js';
  * ARGV: 1 token.
  * Returns 2 released and handed to a waiter, 1 released, 0 expired (nobody held it), -1 not-owner (another token holds it).
  */
-export const RELEASE_LUA = `${COMMON_LUA}
+export const RELEASE_LUA = `
 local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  if promote_if_free() then
-    return 2
-  end
-  return 1
+if holder and holder ~= ARGV[1] then
+  return -1
 end
-if not holder then
-  promote_if_free()
+if holder then
+  redis.call('DEL', KEYS[1])
+end
+-- Nobody queued: done, before the shared helpers are even defined.
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if holder then return 1 end
   return 0
 end
-return -1
+${COMMON_LUA}
+if promote_if_free() and holder then
+  return 2
+end
+if holder then return 1 end
+return 0
 `;
