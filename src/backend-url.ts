@@ -8,6 +8,9 @@
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EtcdBackendOptions } from './backends/etcd/index.js';
+import type { FilesBackendOptions } from './backends/files/index.js';
+import type { RedisBackendOptions } from './backends/redis/index.js';
 import type { LockBackend } from './core/backend.js';
 import { InvalidArgumentError } from './core/errors.js';
 
@@ -18,6 +21,12 @@ export interface OpenBackendOptions {
    * @default `join(os.tmpdir(), 'distlock')`
    */
   readonly defaultDir?: string;
+  /** Extra options for the files backend (the directory comes from the URL). @default none */
+  readonly files?: Omit<FilesBackendOptions, 'dir'>;
+  /** Extra options for the Redis backend (the connection comes from the URL). @default none */
+  readonly redis?: Omit<RedisBackendOptions, 'url' | 'client'>;
+  /** Extra options for the etcd backend (the endpoints come from the URL). @default none */
+  readonly etcd?: Omit<EtcdBackendOptions, 'url' | 'client'>;
 }
 
 /** The directory the files backend uses when no URL is given: `<os temp dir>/distlock`. */
@@ -60,7 +69,7 @@ export async function openBackend(
   options: OpenBackendOptions = {},
 ): Promise<LockBackend> {
   const text = (url ?? '').trim();
-  if (text === '') return openFiles(options.defaultDir ?? defaultLockDir());
+  if (text === '') return openFiles(options.defaultDir ?? defaultLockDir(), options);
 
   if (isAzureConnectionString(text)) {
     throw new InvalidArgumentError(
@@ -78,7 +87,7 @@ export async function openBackend(
 
   switch (scheme) {
     case 'file':
-      return openFiles(fileUrlToDir(text, options.defaultDir ?? defaultLockDir()));
+      return openFiles(fileUrlToDir(text, options.defaultDir ?? defaultLockDir()), options);
     case 'memory': {
       const { memoryBackend } = await import('./backends/memory/index.js');
       return memoryBackend();
@@ -87,12 +96,12 @@ export async function openBackend(
     case 'rediss': {
       requireHost(text);
       const { redisBackend } = await import('./backends/redis/index.js');
-      return redisBackend({ url: text });
+      return redisBackend({ ...options.redis, url: text });
     }
     case 'etcd': {
       requireHost(text);
       const { etcdBackend } = await import('./backends/etcd/index.js');
-      return etcdBackend({ url: text });
+      return etcdBackend({ ...options.etcd, url: text });
     }
     default: {
       const planned = PLANNED_SCHEMES[scheme];
@@ -110,9 +119,9 @@ export async function openBackend(
   }
 }
 
-async function openFiles(dir: string): Promise<LockBackend> {
+async function openFiles(dir: string, options: OpenBackendOptions): Promise<LockBackend> {
   const { filesBackend } = await import('./backends/files/index.js');
-  return filesBackend({ dir });
+  return filesBackend({ ...options.files, dir });
 }
 
 /** `file:///abs/path` → `/abs/path`; `file:` alone → the default directory. */

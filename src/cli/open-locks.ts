@@ -23,20 +23,46 @@ export function openedBackendLabel(): string | undefined {
   return openedLabel;
 }
 
+/** Options of {@link openLocks}. */
+export interface OpenLocksOptions {
+  /** The manager's lease TTL; on etcd also the session's, so a crashed holder frees after it. */
+  readonly ttlMs?: number;
+  /**
+   * Told each new moment before which the store cannot free this process's locks by itself, where
+   * that is tracked apart from the lease (etcd: the session lease, kept alive separately).
+   */
+  readonly onStoreDeadline?: (deadline: number) => void;
+}
+
+/** etcd's smallest session TTL the backend accepts. */
+const MIN_ETCD_SESSION_TTL_MS = 1_000;
+
 /**
  * Open the backend and a lock manager over it. The caller must `close()` the manager.
  * @throws {InvalidArgumentError} for a bad URL (with its password redacted).
  */
 export async function openLocks(
   backendOption: string | undefined,
-  options: { ttlMs?: number; waitMs?: number } = {},
+  options: OpenLocksOptions = {},
 ): Promise<LockManager> {
   const url = resolveBackendUrl(backendOption);
   openedLabel = redactUrl(url ?? `file://${defaultLockDir()}`);
   for (const secret of secretsOf(url ?? '')) addSecret(secret);
-  const backend = await openBackend(url);
+  const { ttlMs, onStoreDeadline } = options;
+  const backend = await openBackend(url, {
+    etcd: {
+      ...(ttlMs === undefined ? {} : { sessionTtlMs: Math.max(MIN_ETCD_SESSION_TTL_MS, ttlMs) }),
+      ...(onStoreDeadline === undefined
+        ? {}
+        : {
+            onSessionEvent: (event) => {
+              if (event.type !== 'lost') onStoreDeadline(event.deadline);
+            },
+          }),
+    },
+  });
   try {
-    return createLocks({ backend, ...options });
+    return createLocks({ backend, ...(ttlMs === undefined ? {} : { ttlMs }) });
   } catch (error) {
     await backend.close().catch(() => undefined);
     throw error;

@@ -3,10 +3,12 @@
  *
  * The rule that keeps two commands from overlapping when the lock is lost: the lease's local
  * deadline (`lease.expiresAt`) is computed from the time the acquire/extend request was *sent*,
- * less a clock-drift margin, so it passes before the store lets anyone else take the key. distlock
- * renews every ttl/3. If the lease gets within `grace + margin` of its local deadline without a
- * successful renewal, the command gets SIGTERM, and SIGKILL `margin` before the local deadline
- * (`margin` = min(200 ms, ttl/20) absorbs a late timer on a busy host). So the command is dead
+ * less a clock-drift margin, so it passes before the store lets anyone else take the key. Where the
+ * store can also free the key on its own clock (etcd: the session lease, kept alive apart from the
+ * lock), the earlier of the two local deadlines counts. distlock renews every ttl/3. If the lease
+ * gets within `grace + margin` of that deadline without a successful renewal, the command gets
+ * SIGTERM, and SIGKILL `margin` before the deadline (`margin` = min(200 ms, ttl/20) absorbs a late
+ * timer on a busy host). So the command is dead
  * before another holder can exist. When the store says the lock is gone early (broken with
  * `release --force`) another holder may already exist; the command then gets SIGTERM at once and
  * SIGKILL `grace` later at the latest.
@@ -87,9 +89,16 @@ export async function runUnderLock(options: RunOptions): Promise<number> {
   for (const signal of FORWARDED_SIGNALS) process.on(signal, onSignal);
 
   try {
-    const locks = await openLocks(options.backendUrl, { ttlMs: options.ttlMs });
+    const store = { deadline: Infinity };
+    const locks = await openLocks(options.backendUrl, {
+      ttlMs: options.ttlMs,
+      onStoreDeadline: (deadline) => {
+        store.deadline = deadline;
+      },
+    });
     try {
-      return await holdAndRun(locks, options, graceMs, interrupted.signal, (started) => {
+      const supervision = { graceMs, storeDeadline: () => store.deadline };
+      return await holdAndRun(locks, options, supervision, interrupted.signal, (started) => {
         child = started;
       }).finally(() => {
         finishing = true;
@@ -108,10 +117,17 @@ export async function runUnderLock(options: RunOptions): Promise<number> {
   }
 }
 
+/** How the command is watched over: its grace period and the store's own deadline, if any. */
+interface Supervision {
+  readonly graceMs: number;
+  /** See `OpenLocksOptions.onStoreDeadline`; Infinity where only the lease counts. */
+  readonly storeDeadline: () => number;
+}
+
 async function holdAndRun(
   locks: LockManager,
   options: RunOptions,
-  graceMs: number,
+  supervision: Supervision,
   interrupted: AbortSignal,
   onStarted: (child: SupervisedChild) => void,
 ): Promise<number> {
@@ -146,7 +162,7 @@ async function holdAndRun(
         onStarted(child);
         // A signal that came while the command was being spawned is delivered now.
         if (interrupted.reason instanceof InterruptedError) child.signal(interrupted.reason.signal);
-        exitCode = await superviseUntilExit(locks, lease, child, graceMs, options);
+        exitCode = await superviseUntilExit(locks, lease, child, supervision, options);
       },
       { ttlMs: options.ttlMs, waitMs: options.waitMs, signal: interrupted },
     );
@@ -187,13 +203,15 @@ async function superviseUntilExit(
   locks: LockManager,
   lease: Lease,
   child: SupervisedChild,
-  graceMs: number,
+  supervision: Supervision,
   options: RunOptions,
 ): Promise<number> {
+  const { graceMs } = supervision;
   let lostBecause: string | undefined;
   let watchdog: ReturnType<typeof setTimeout> | undefined;
   const marginMs = killMarginMs(options.ttlMs);
-  const killDeadline = () => lease.expiresAt - marginMs;
+  // The earliest moment the store could let someone else in, less the margin.
+  const killDeadline = () => Math.min(lease.expiresAt, supervision.storeDeadline()) - marginMs;
 
   const loseLock = (because: string, killAt: number) => {
     if (lostBecause !== undefined || child.exit !== undefined) return;

@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExitCode } from '../../src/cli/exit-codes.js';
-import { startEtcd } from '../harness/etcd.js';
+import { etcdBackend } from '../../src/backends/etcd/index.js';
+import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { tempDir, waitUntil } from '../harness/process.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 import { cli, cliAll, isAlive, readLines, startCli, type CliResult } from './cli-process.js';
@@ -382,6 +383,64 @@ describe('distlock run on redis behind a partition', SLOW, () => {
     const ended = await run.done;
     expect(ended.code, ended.stderr).toBe(ExitCode.LOCK_LOST);
     expect(ended.stderr).toMatch(/was lost \(not renewed in time\)/);
+  });
+});
+
+describe('distlock run on etcd behind a partition', SLOW, () => {
+  let etcd: EtcdServer;
+  let proxy: TcpProxy;
+  const work = tempDir('distlock-cli-etcd-partition-');
+
+  beforeAll(async () => {
+    etcd = await startEtcd(1);
+    proxy = await startTcpProxy(Number(etcd.endpoints[0]!.split(':')[1]));
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await etcd.stop();
+    work.remove();
+  });
+
+  it('kills the command before etcd frees the lock (its session lease expires)', async () => {
+    const key = `partition-${process.pid}`;
+    const beats = join(work.path, 'beats');
+    const pidFile = join(work.path, 'pid');
+    const ttlMs = 4_000;
+    const script = `trap 'echo TERM >> "$BEATS"' TERM; echo $$ > "$PIDFILE"; while :; do date +%s%3N >> "$BEATS"; sleep 0.02; done`;
+    const run = startCli(
+      ['run', '--ttl', `${ttlMs}ms`, '--grace', '500ms', key, '--', 'sh', '-c', script],
+      { DISTLOCK_URL: `etcd://127.0.0.1:${proxy.port}`, BEATS: beats, PIDFILE: pidFile },
+    );
+    const observer = etcdBackend({ url: etcd.url });
+    try {
+      await waitUntil('the command to start', () => readLines(pidFile).length > 0, 20_000);
+      const pid = Number(readLines(pidFile)[0]);
+      expect(await observer.inspect(key)).not.toBeNull();
+
+      proxy.freeze(); // keep-alives and renewals stop reaching etcd
+      // Watch from outside: the last moment etcd still showed the lock held is a lower bound of
+      // when anyone else could take it.
+      const frozenAt = Date.now();
+      let lastSeenHeldAt = frozenAt;
+      for (;;) {
+        const sentAt = Date.now();
+        if ((await observer.inspect(key)) === null) break;
+        lastSeenHeldAt = sentAt;
+        expect(sentAt - frozenAt, 'etcd never freed the lock').toBeLessThan(ttlMs + 10_000);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(isAlive(pid)).toBe(false);
+      const lines = readLines(beats);
+      const lastBeat = Math.max(...lines.filter((line) => line !== 'TERM').map(Number));
+      expect(lines).toContain('TERM');
+      expect(lastBeat, `${lastSeenHeldAt - lastBeat} ms to spare`).toBeLessThan(lastSeenHeldAt);
+    } finally {
+      proxy.heal();
+      await observer.close();
+    }
+    const ended = await run.done;
+    expect(ended.code, ended.stderr).toBe(ExitCode.LOCK_LOST);
+    expect(ended.stderr).toMatch(/was lost \((not renewed in time|unreachable)\)/);
   });
 });
 
