@@ -14,7 +14,7 @@
  *   timer, guarded delete), which is never earlier than the core's local deadline for the lease.
  */
 import { setMaxListeners } from 'node:events';
-import type { Etcd3, IKeyValue, IRangeRequest, IRangeResponse, ITxnResponse } from 'etcd3';
+import type { Etcd3, IKeyValue, IRangeRequest, IRangeResponse, ITxnResponse, Watcher } from 'etcd3';
 import { sleep } from '../../core/abort.js';
 import type {
   AcquireRequest,
@@ -138,6 +138,7 @@ export class EtcdBackend implements LockBackend {
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
   #session: Promise<EtcdSession> | undefined;
+  #anchor: Watcher | undefined;
 
   constructor(client: Etcd3, ownsClient: boolean, options: ResolvedEtcdOptions) {
     this.#client = client;
@@ -290,13 +291,22 @@ export class EtcdBackend implements LockBackend {
         if (!predecessor) {
           return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
         }
-        await this.#predecessorGone(
-          this.#name(predecessor.key),
-          BigInt(queue.header.revision) + 1n,
+        // `count` is the number of entries up to ours: 2 means our predecessor holds the lock,
+        // and nobody can get in between (newer entries queue behind us).
+        const predecessorHolds = Number(queue.count) === 2;
+        const deleted = await this.#predecessorGone(
+          predecessor,
+          BigInt(queue.header.revision),
           session,
           signal,
         );
         sentAt = Date.now();
+        if (deleted && predecessorHolds && !session.lost) {
+          // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
+          // entry could only have gone with the session, checked just now, or by an operator's
+          // forceRelease, which a holder learns of at its next extend either way.)
+          return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+        }
         queue = await this.#waitingRange(dir, revision, session, signal);
       }
     } catch (error) {
@@ -328,38 +338,60 @@ export class EtcdBackend implements LockBackend {
   }
 
   /**
-   * Resolve once the predecessor's entry may be gone: its delete event, a watch error, or the
-   * periodic re-check. Rejects on abort or session loss.
+   * Resolve once the predecessor's entry may be gone: `true` on its delete event (it is gone),
+   * `false` on a watch error or the periodic re-check (it may be). Rejects on abort or session
+   * loss.
+   *
+   * The watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a
+   * watch that starts in the past from its "unsynced" set, which it catches up only every 100 ms,
+   * so every handoff would wait up to 100 ms. Instead, if anything was written between our read
+   * (`seenRevision`) and the watch's creation, one read checks the predecessor is still there.
    */
   #predecessorGone(
-    predecessor: string,
-    fromRevision: bigint,
+    predecessor: IKeyValue,
+    seenRevision: bigint,
     session: EtcdSession,
     signal: AbortSignal,
-  ): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  ): Promise<boolean> {
+    this.#anchorWatchStream();
+    return new Promise<boolean>((resolve, reject) => {
       let settled = false;
       const watcher = this.#client
         .watch()
-        .key(predecessor)
-        .startRevision(fromRevision.toString())
+        .key(this.#name(predecessor.key))
         .only('delete') // etcd3's `only('delete')` filters out puts (its `ignore` is an alias of `only`)
         .watcher();
-      const finish = (error?: unknown) => {
+      const finish = (error?: unknown, deleted = false) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
         session.signal.removeEventListener('abort', onSessionLost);
         watcher.cancel().catch(() => undefined);
-        if (error === undefined) resolve();
+        if (error === undefined) resolve(deleted);
         else reject(error);
       };
       const onAbort = () => finish(signal.reason);
       const onSessionLost = () => finish(session.signal.reason);
-      watcher.on('delete', () => finish());
+      // Any delete of this name means our predecessor's entry is gone (a reused name is only
+      // written again after its previous entry was deleted).
+      watcher.on('delete', () => finish(undefined, true));
+      watcher.once('connected', (response: { header: { revision: string } }) => {
+        if (settled || BigInt(response.header.revision) <= seenRevision) return;
+        this.#client.kv.range({ key: predecessor.key, keys_only: true }, this.#deadline()).then(
+          (check) => {
+            // Entry names are reused: the same name with a newer create revision is a new
+            // entry behind us, and our predecessor is gone.
+            if (check.kvs[0]?.create_revision !== predecessor.create_revision) {
+              finish(undefined, true);
+            }
+          },
+          () => finish(), // cannot tell: re-check by range
+        );
+      });
       // A broken watch resolves into a re-check by range; the watcher's own errors never throw.
       watcher.on('error', () => finish());
+      watcher.on('disconnected', () => finish());
       const recheck = this.#options.recheckMs;
       const timer = setTimeout(() => finish(), recheck / 2 + Math.random() * recheck);
       timer.unref?.();
@@ -368,6 +400,19 @@ export class EtcdBackend implements LockBackend {
       if (signal.aborted) onAbort();
       else if (session.lost) onSessionLost();
     });
+  }
+
+  /**
+   * Keep one idle watcher attached for the backend's lifetime. `etcd3` tears its watch stream
+   * down whenever its last watcher is cancelled, and a watcher attached while that teardown is
+   * under way is only re-attached after a reconnect backoff: with one waiter per client (the
+   * usual case) that would happen at every handoff.
+   */
+  #anchorWatchStream(): void {
+    if (this.#anchor || this.#closing.signal.aborted) return;
+    const anchor = this.#client.watch().key(this.#keys.anchor()).only('delete').watcher();
+    anchor.on('error', () => undefined);
+    this.#anchor = anchor;
   }
 
   async extend(
@@ -558,6 +603,7 @@ export class EtcdBackend implements LockBackend {
   async #close(): Promise<void> {
     this.#closing.abort(new LockClosedError('etcd backend'));
     for (const holding of this.#holdings.values()) this.#finish(holding);
+    await this.#anchor?.cancel().catch(() => undefined);
     const session = await this.#session?.catch(() => undefined);
     // Revoking the session deletes every entry of this backend: its locks and queue places.
     await session?.close().catch(() => undefined);
@@ -737,7 +783,7 @@ export class EtcdBackend implements LockBackend {
     const { signal } = options;
     for (let attempt = 1; ; attempt += 1) {
       signal?.throwIfAborted();
-      const pending = call({ deadline: Date.now() + this.#options.operationTimeoutMs });
+      const pending = call(this.#deadline());
       try {
         return await (signal ? raceAbort(pending, signal) : pending);
       } catch (error) {
@@ -760,6 +806,10 @@ export class EtcdBackend implements LockBackend {
         );
       }
     }
+  }
+
+  #deadline(): CallOptions {
+    return { deadline: Date.now() + this.#options.operationTimeoutMs };
   }
 
   async #oldestEntry(dir: string, signal: AbortSignal | undefined): Promise<IKeyValue | undefined> {

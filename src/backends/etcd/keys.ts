@@ -44,6 +44,11 @@ export class KeyLayout {
     return `${dir}${leaseId}-${slot}`;
   }
 
+  /** A key no lock uses (every lock's entries have more characters), for an idle watcher. */
+  anchor(): string {
+    return this.#namespace;
+  }
+
   /** The etcd key prefix covering every lock whose key starts with `prefix`. */
   listPrefix(prefix: string): string {
     return `${this.#namespace}${encode(prefix, 'prefix')}`;
