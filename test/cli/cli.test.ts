@@ -53,7 +53,8 @@ const BACKENDS: readonly BackendUnderTest[] = [
   },
 ];
 
-describe.each(BACKENDS)('distlock on $name', SLOW, (backendUnderTest) => {
+// The three backends' suites run side by side (their tests one after another within each suite).
+describe.concurrent.each(BACKENDS)('distlock on $name', SLOW, (backendUnderTest) => {
   let url = '';
   let stop: () => Promise<void> = async () => undefined;
   const work = tempDir('distlock-cli-work-');
@@ -94,135 +95,147 @@ describe.each(BACKENDS)('distlock on $name', SLOW, (backendUnderTest) => {
     return { ...run, pid: Number(readLines(pidFile)[0]) };
   }
 
-  it('never lets two runs on one key overlap, and fences grow with each run', async () => {
-    const key = freshKey();
-    const log = join(work.path, `${key}.log`);
-    const script =
-      'echo "S $(date +%s%N) $DISTLOCK_FENCE" >> "$LOG"; sleep 0.2; echo "E $(date +%s%N) $DISTLOCK_FENCE" >> "$LOG"';
-    const results = await Promise.all(
-      Array.from({ length: 4 }, () =>
-        cli(['run', '--wait', '40s', key, '--', 'sh', '-c', script], { ...env(), LOG: log }),
-      ),
-    );
-    for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
-
-    const intervals = new Map<string, { start?: bigint; end?: bigint }>();
-    for (const line of readLines(log)) {
-      const [kind, at, fence] = line.split(' ');
-      const entry = intervals.get(fence ?? '') ?? {};
-      if (kind === 'S') entry.start = BigInt(at ?? '0');
-      else entry.end = BigInt(at ?? '0');
-      intervals.set(fence ?? '', entry);
-    }
-    expect(intervals.size).toBe(4); // four distinct fences
-    const ordered = [...intervals.entries()]
-      .map(([fence, { start, end }]) => ({ fence: BigInt(fence), start: start!, end: end! }))
-      .sort((a, b) => (a.start < b.start ? -1 : 1));
-    for (let i = 1; i < ordered.length; i++) {
-      const previous = ordered[i - 1]!;
-      const current = ordered[i]!;
-      expect(current.start >= previous.end, `run ${i} started before run ${i - 1} ended`).toBe(
-        true,
+  it.sequential(
+    'never lets two runs on one key overlap, and fences grow with each run',
+    async () => {
+      const key = freshKey();
+      const log = join(work.path, `${key}.log`);
+      const script =
+        'echo "S $(date +%s%N) $DISTLOCK_FENCE" >> "$LOG"; sleep 0.2; echo "E $(date +%s%N) $DISTLOCK_FENCE" >> "$LOG"';
+      const results = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          cli(['run', '--wait', '40s', key, '--', 'sh', '-c', script], { ...env(), LOG: log }),
+        ),
       );
-      expect(current.fence > previous.fence).toBe(true);
-    }
-  });
+      for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
 
-  it('exits 75 at once with --no-wait while the key is held, and shows the holder', async () => {
-    const key = freshKey();
-    const holder = await holdWith(key, STUBBORN.replace("trap '' TERM; ", ''), {
-      args: ['--ttl', '20s'],
-    });
-    try {
-      const [noWait, status, list] = await Promise.all([
-        cli(['run', '--no-wait', key, '--', 'true'], env()),
-        cli(['status', key, '--json'], env()),
-        cli(['list', key.slice(0, -2), '--json'], env()),
-      ]);
-      expect(noWait.code).toBe(ExitCode.NOT_ACQUIRED);
-      expect(noWait.stdout).toBe('');
-      expect(stderrLines(noWait)).toHaveLength(1);
-      expect(noWait.stderr).toMatch(
-        /is held by token .{8}… \(fence \d+, .* left\); not waiting \(--no-wait\)/,
-      );
-      // No waiting: it takes about as long as a `status` started at the same moment (both pay a
-      // Node.js start-up, slow on a busy machine), far less than the default 10 s wait.
-      expect(noWait.durationMs - status.durationMs).toBeLessThan(5_000);
-
-      expect(status.code, status.stderr).toBe(ExitCode.OK);
-      const shown = JSON.parse(status.stdout) as Record<string, unknown>;
-      expect(shown).toEqual({
-        key,
-        held: true,
-        tokenPrefix: expect.stringMatching(/^.{8}$/),
-        fence: expect.stringMatching(/^\d+$/),
-        // null where the store cannot tell (etcd: the holder's session keeps the key alive)
-        remainingMs: shown.remainingMs === null ? null : expect.any(Number),
-        ...(shown.waiters === undefined ? {} : { waiters: expect.any(Number) }),
-      });
-      if (shown.remainingMs !== null) {
-        expect(shown.remainingMs as number).toBeGreaterThan(0);
-        expect(shown.remainingMs as number).toBeLessThanOrEqual(20_000);
+      const intervals = new Map<string, { start?: bigint; end?: bigint }>();
+      for (const line of readLines(log)) {
+        const [kind, at, fence] = line.split(' ');
+        const entry = intervals.get(fence ?? '') ?? {};
+        if (kind === 'S') entry.start = BigInt(at ?? '0');
+        else entry.end = BigInt(at ?? '0');
+        intervals.set(fence ?? '', entry);
       }
+      expect(intervals.size).toBe(4); // four distinct fences
+      const ordered = [...intervals.entries()]
+        .map(([fence, { start, end }]) => ({ fence: BigInt(fence), start: start!, end: end! }))
+        .sort((a, b) => (a.start < b.start ? -1 : 1));
+      for (let i = 1; i < ordered.length; i++) {
+        const previous = ordered[i - 1]!;
+        const current = ordered[i]!;
+        expect(current.start >= previous.end, `run ${i} started before run ${i - 1} ended`).toBe(
+          true,
+        );
+        expect(current.fence > previous.fence).toBe(true);
+      }
+    },
+  );
 
-      expect(list.code, list.stderr).toBe(ExitCode.OK);
-      const listed = JSON.parse(list.stdout) as Array<Record<string, unknown>>;
-      expect(listed.find((lock) => lock.key === key)).toEqual({
-        ...shown,
-        remainingMs: shown.remainingMs === null ? null : expect.any(Number),
+  it.sequential(
+    'exits 75 at once with --no-wait while the key is held, and shows the holder',
+    async () => {
+      const key = freshKey();
+      const holder = await holdWith(key, STUBBORN.replace("trap '' TERM; ", ''), {
+        args: ['--ttl', '20s'],
       });
-    } finally {
-      holder.child.kill('SIGTERM');
-    }
-    const ended = await holder.done;
-    expect(ended.code).toBe(128 + 15); // the forwarded SIGTERM killed the command
-    const free = await cli(['status', key, '--json'], env());
-    expect(free.code).toBe(ExitCode.NOT_HELD);
-    expect(JSON.parse(free.stdout)).toEqual({ key, held: false });
-  });
+      try {
+        const [noWait, status, list] = await Promise.all([
+          cli(['run', '--no-wait', key, '--', 'true'], env()),
+          cli(['status', key, '--json'], env()),
+          cli(['list', key.slice(0, -2), '--json'], env()),
+        ]);
+        expect(noWait.code).toBe(ExitCode.NOT_ACQUIRED);
+        expect(noWait.stdout).toBe('');
+        expect(stderrLines(noWait)).toHaveLength(1);
+        expect(noWait.stderr).toMatch(
+          /is held by token .{8}… \(fence \d+, .* left\); not waiting \(--no-wait\)/,
+        );
+        // No waiting: it takes about as long as a `status` started at the same moment (both pay a
+        // Node.js start-up, slow on a busy machine), far less than the default 10 s wait.
+        expect(noWait.durationMs - status.durationMs).toBeLessThan(5_000);
 
-  it('kills a command that outlives its broken lock within the grace period', async () => {
-    const key = freshKey();
-    const ttlMs = 6_000;
-    const graceMs = 1_000;
-    const holder = await holdWith(key, STUBBORN, {
-      args: ['--ttl', `${ttlMs}ms`, '--grace', `${graceMs}ms`],
-    });
-    const broken = await cli(['release', key, '--force', '--yes'], env());
-    expect(broken.code, broken.stderr).toBe(ExitCode.OK);
-    expect(broken.stdout).toContain('released');
+        expect(status.code, status.stderr).toBe(ExitCode.OK);
+        const shown = JSON.parse(status.stdout) as Record<string, unknown>;
+        expect(shown).toEqual({
+          key,
+          held: true,
+          tokenPrefix: expect.stringMatching(/^.{8}$/),
+          fence: expect.stringMatching(/^\d+$/),
+          // null where the store cannot tell (etcd: the holder's session keeps the key alive)
+          remainingMs: shown.remainingMs === null ? null : expect.any(Number),
+          ...(shown.waiters === undefined ? {} : { waiters: expect.any(Number) }),
+        });
+        if (shown.remainingMs !== null) {
+          expect(shown.remainingMs as number).toBeGreaterThan(0);
+          expect(shown.remainingMs as number).toBeLessThanOrEqual(20_000);
+        }
 
-    const ended = await holder.done;
-    expect(ended.code, ended.stderr).toBe(ExitCode.LOCK_LOST);
-    expect(stderrLines(ended)).toHaveLength(1);
-    expect(ended.stderr).toMatch(/was lost/);
-    expect(isAlive(holder.pid)).toBe(false);
-    // Loss is noticed at the next renewal (ttl/3) at the latest, or at once where the store
-    // announces changes; SIGKILL follows SIGTERM after the grace period.
-    expect(ended.exitedAt - broken.exitedAt).toBeLessThan(ttlMs / 3 + graceMs + 1_500);
-  });
+        expect(list.code, list.stderr).toBe(ExitCode.OK);
+        const listed = JSON.parse(list.stdout) as Array<Record<string, unknown>>;
+        expect(listed.find((lock) => lock.key === key)).toEqual({
+          ...shown,
+          remainingMs: shown.remainingMs === null ? null : expect.any(Number),
+        });
+      } finally {
+        holder.child.kill('SIGTERM');
+      }
+      const ended = await holder.done;
+      expect(ended.code).toBe(128 + 15); // the forwarded SIGTERM killed the command
+      const free = await cli(['status', key, '--json'], env());
+      expect(free.code).toBe(ExitCode.NOT_HELD);
+      expect(JSON.parse(free.stdout)).toEqual({ key, held: false });
+    },
+  );
 
-  it('forwards SIGINT and SIGTERM to the command, passes its exit code through, and releases', async () => {
-    const keyInt = freshKey();
-    const keyTerm = freshKey();
-    const trapping = (signal: string, code: number) =>
-      `trap 'echo got ${signal} >> "$PIDFILE.log"; exit ${code}' ${signal}; echo $$ > "$PIDFILE"; while :; do sleep 0.05; done`;
-    const [onInt, onTerm] = await Promise.all([
-      holdWith(keyInt, trapping('INT', 41)),
-      holdWith(keyTerm, trapping('TERM', 42)),
-    ]);
-    onInt.child.kill('SIGINT');
-    onTerm.child.kill('SIGTERM');
-    const [endedInt, endedTerm] = await Promise.all([onInt.done, onTerm.done]);
-    expect(endedInt.code, endedInt.stderr).toBe(41);
-    expect(endedTerm.code, endedTerm.stderr).toBe(42);
-    expect(readLines(join(work.path, `${keyInt}.pid.log`))).toEqual(['got INT']);
-    expect(readLines(join(work.path, `${keyTerm}.pid.log`))).toEqual(['got TERM']);
-    const listed = await cli(['list', `cli-${backendUnderTest.name}-`, '--json'], env());
-    const keys = (JSON.parse(listed.stdout) as Array<{ key: string }>).map((lock) => lock.key);
-    expect(keys).not.toContain(keyInt);
-    expect(keys).not.toContain(keyTerm);
-  });
+  it.sequential(
+    'kills a command that outlives its broken lock within the grace period',
+    async () => {
+      const key = freshKey();
+      const ttlMs = 6_000;
+      const graceMs = 1_000;
+      const holder = await holdWith(key, STUBBORN, {
+        args: ['--ttl', `${ttlMs}ms`, '--grace', `${graceMs}ms`],
+      });
+      const broken = await cli(['release', key, '--force', '--yes'], env());
+      expect(broken.code, broken.stderr).toBe(ExitCode.OK);
+      expect(broken.stdout).toContain('released');
+
+      const ended = await holder.done;
+      expect(ended.code, ended.stderr).toBe(ExitCode.LOCK_LOST);
+      expect(stderrLines(ended)).toHaveLength(1);
+      expect(ended.stderr).toMatch(/was lost/);
+      expect(isAlive(holder.pid)).toBe(false);
+      // Loss is noticed at the next renewal (ttl/3) at the latest, or at once where the store
+      // announces changes; SIGKILL follows SIGTERM after the grace period.
+      expect(ended.exitedAt - broken.exitedAt).toBeLessThan(ttlMs / 3 + graceMs + 1_500);
+    },
+  );
+
+  it.sequential(
+    'forwards SIGINT and SIGTERM to the command, passes its exit code through, and releases',
+    async () => {
+      const keyInt = freshKey();
+      const keyTerm = freshKey();
+      const trapping = (signal: string, code: number) =>
+        `trap 'echo got ${signal} >> "$PIDFILE.log"; exit ${code}' ${signal}; echo $$ > "$PIDFILE"; while :; do sleep 0.05; done`;
+      const [onInt, onTerm] = await Promise.all([
+        holdWith(keyInt, trapping('INT', 41)),
+        holdWith(keyTerm, trapping('TERM', 42)),
+      ]);
+      onInt.child.kill('SIGINT');
+      onTerm.child.kill('SIGTERM');
+      const [endedInt, endedTerm] = await Promise.all([onInt.done, onTerm.done]);
+      expect(endedInt.code, endedInt.stderr).toBe(41);
+      expect(endedTerm.code, endedTerm.stderr).toBe(42);
+      expect(readLines(join(work.path, `${keyInt}.pid.log`))).toEqual(['got INT']);
+      expect(readLines(join(work.path, `${keyTerm}.pid.log`))).toEqual(['got TERM']);
+      const listed = await cli(['list', `cli-${backendUnderTest.name}-`, '--json'], env());
+      const keys = (JSON.parse(listed.stdout) as Array<{ key: string }>).map((lock) => lock.key);
+      expect(keys).not.toContain(keyInt);
+      expect(keys).not.toContain(keyTerm);
+    },
+  );
 });
 
 describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
