@@ -49,7 +49,8 @@ local function promote(now)
       local expires_at, ttl, token = string.match(entry, '^(%d+)|(%d+)|(.*)$')
       if tonumber(expires_at) > now then
         local fence = grant(token, ttl)
-        notify(id, string.format('g|%.0f|%.0f', fence, now), tonumber(ttl) + 60000)
+        -- Plain concatenation (cheaper than string.format): integers below 1e14 print exactly.
+        notify(id, 'g|' .. fence .. '|' .. now, tonumber(ttl) + 60000)
         return id, fence
       end
     end
