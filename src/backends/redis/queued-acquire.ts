@@ -14,7 +14,9 @@
  * - it works unchanged on Redis Cluster (the list shares the lock's hash tag), where `PUBLISH`
  *   is broadcast to every node.
  * The cost is one connection per waiter queued at the same time in this process, pooled and
- * capped (`maxBlockingConnections`); waiters beyond the cap fall back to jittered polling.
+ * capped (`maxBlockingConnections`); waiters beyond the cap fall back to jittered polling. On a
+ * key that was contended last time, the enqueue script and the `BLPOP` go out together, corked
+ * into one write on the blocking connection (a system call is most of a waiter's client cost).
  *
  * Every waiter also runs the poll script now and then: its heartbeat (entries of waiters that
  * died expire and are skipped), the fallback for a missed notification, and the promotion of the
@@ -25,8 +27,10 @@
  * was sent; so `sentAt + (grantServerMs - serverNowMs)` of the latest reply is a local time no
  * later than the grant, assuming only that both clocks advance at the same rate over the wait
  * (the core's drift margin covers rate differences; Redis's own TTLs rely on its clock too). It
- * is accurate to one round trip, however long the wait was. A grant found by the poll script is
- * re-validated there (its TTL restarts), so that poll's own send time is used.
+ * is accurate to one round trip, however long the wait was. (The send time of the `BLPOP` that
+ * returned the grant is also a valid bound, but that `BLPOP` is sent when the wait starts, so it
+ * would cut the whole wait off the lease.) A grant found by the poll script is re-validated
+ * there (its TTL restarts), so that poll's own send time is used.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
