@@ -1,14 +1,15 @@
 /**
  * The etcd lock backend: etcd's mutex recipe over a session lease.
  *
- * - Acquire: one txn puts this request's queue entry under the session's lease and reads the two
- *   newest entries of the lock's directory: ours and its predecessor. No predecessor: ours has
- *   the lowest create revision and holds the lock. Otherwise wait for the deletion of the
- *   predecessor only (a watch from the revision we read at, so nothing is missed): waiters are
- *   served in create-revision order, and each release wakes exactly one waiter.
+ * - Acquire: one txn. If the lock's directory is empty it puts our queue entry under the session's
+ *   lease and we hold the lock. Otherwise it puts the entry anyway and reads it back with its
+ *   predecessor (the entry with the next-lower create revision); we then wait for the deletion of
+ *   the predecessor only: waiters are served in create-revision order, and each release wakes
+ *   exactly one waiter.
  * - Fence: the create revision of the holder's entry (etcd revisions only grow).
- * - Release: one txn deletes our entry only if its create revision is still the one we were
- *   granted, so a stale token never deletes someone else's holding.
+ * - Release: one delete of our own entry. Entry names are reserved per request until the entry is
+ *   gone, so this can only delete our holding; a release by token without a local record deletes
+ *   the holder's entry only if it carries that token, guarded by its create revision.
  * - TTL: etcd frees a session's entries when the session's lease expires (the process died or lost
  *   etcd). A live holder that stops extending is reaped by this backend at the lock's TTL (local
  *   timer, guarded delete), which is never earlier than the core's local deadline for the lease.
@@ -281,9 +282,16 @@ export class EtcdBackend implements LockBackend {
         sentAt = Date.now();
         queue = await this.#waitingRange(dir, revision, session, signal);
       }
-      for (;;) {
+      for (let stale = false; ;) {
         signal.throwIfAborted();
         const [own, predecessor] = queue.kvs;
+        if ((!own || own.create_revision !== revision) && !stale) {
+          // Maybe a member that has not applied our put yet: ask again through the leader.
+          stale = true;
+          queue = await this.#waitingRange(dir, revision, session, signal, false);
+          continue;
+        }
+        stale = false;
         if (!own || own.create_revision !== revision) {
           // Deleted under us: the session expired, or an operator force-released the key.
           throw new BackendUnavailableError(`etcd queue entry of "${request.key}" was removed`);
@@ -319,18 +327,31 @@ export class EtcdBackend implements LockBackend {
     }
   }
 
-  /** Our entry and the one just before it (by create revision), retried while we wait. */
+  /**
+   * Our entry and the one just before it (by create revision), retried while we wait.
+   *
+   * A serializable read (served by whichever member we reach, without a quorum round) is safe
+   * here: any state that holds our entry also holds every older entry that still exists now,
+   * because entries older than ours can only be deleted, never created. So "no predecessor" in a
+   * possibly stale state that holds our entry means no predecessor now.
+   */
   #waitingRange(
     dir: string,
     revision: string,
     session: EtcdSession,
     signal: AbortSignal,
+    serializable = true,
   ): Promise<IRangeResponse> {
     return this.#call(
       'acquire (waiting)',
       (callOptions) =>
         this.#client.kv.range(
-          { ...this.#newestTwo(dir), max_create_revision: revision, keys_only: true },
+          {
+            ...this.#newestTwo(dir),
+            max_create_revision: revision,
+            keys_only: true,
+            serializable,
+          },
           callOptions,
         ),
       { session, signal, tries: Infinity },
