@@ -29,7 +29,7 @@ import type {
   ReleaseOutcome,
   Unwatch,
 } from '../../core/backend.js';
-import { BackendUnavailableError, LockClosedError, LockLostError } from '../../core/errors.js';
+import { BackendUnavailableError, LockClosedError } from '../../core/errors.js';
 import { isLeaseGone, toLockError } from './errors.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
@@ -54,8 +54,6 @@ interface Entry {
 
 /** A lock this backend holds: its entry, granted create revision, and reaper timer. */
 interface Holding {
-  /** The lock's key, as the core passed it. */
-  readonly key: string;
   readonly entry: Entry;
   readonly revision: string;
   /** Local epoch ms at which the backend deletes the entry unless extended first. */
@@ -203,7 +201,7 @@ export class EtcdBackend implements LockBackend {
         await this.#removeEntry(entry, revision);
         throw options.signal.reason;
       }
-      return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+      return this.#hold(entry, revision, sentAt, request.ttlMs);
     }
   }
 
@@ -269,7 +267,7 @@ export class EtcdBackend implements LockBackend {
       );
       if (response.succeeded) {
         revision = response.header.revision;
-        return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+        return this.#hold(entry, revision, sentAt, request.ttlMs);
       }
       const mine = response.responses[1]?.response_range.kvs[0];
       if (!mine) throw new BackendUnavailableError('etcd queue entry vanished; retry');
@@ -297,7 +295,7 @@ export class EtcdBackend implements LockBackend {
           throw new BackendUnavailableError(`etcd queue entry of "${request.key}" was removed`);
         }
         if (!predecessor) {
-          return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+          return this.#hold(entry, revision, sentAt, request.ttlMs);
         }
         // `count` is the number of entries up to ours: 2 means our predecessor holds the lock,
         // and nobody can get in between (newer entries queue behind us).
@@ -313,7 +311,7 @@ export class EtcdBackend implements LockBackend {
           // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
           // entry could only have gone with the session, checked just now, or by an operator's
           // forceRelease, which a holder learns of at its next extend either way.)
-          return this.#hold(request.key, entry, revision, sentAt, request.ttlMs);
+          return this.#hold(entry, revision, sentAt, request.ttlMs);
         }
         queue = await this.#waitingRange(dir, revision, session, signal);
       }
@@ -624,7 +622,13 @@ export class EtcdBackend implements LockBackend {
   async #close(): Promise<void> {
     this.#closing.abort(new LockClosedError('etcd backend'));
     for (const holding of this.#holdings.values()) this.#finish(holding);
-    await this.#anchor?.cancel().catch(() => undefined);
+    // Bounded: cancelling a watcher waits for etcd's answer, which may never come.
+    if (this.#anchor) {
+      await Promise.race([
+        this.#anchor.cancel().catch(() => undefined),
+        sleep(this.#options.operationTimeoutMs),
+      ]);
+    }
     const session = await this.#session?.catch(() => undefined);
     // Revoking the session deletes every entry of this backend: its locks and queue places.
     await session?.close().catch(() => undefined);
@@ -671,9 +675,8 @@ export class EtcdBackend implements LockBackend {
     for (const holding of [...this.#holdings.values()]) {
       if (holding.entry.session !== session || holding.done) continue;
       this.#finish(holding);
-      holding.lost.abort(
-        new LockLostError(holding.key, 'unreachable', { cause: session.signal.reason }),
-      );
+      // Not a LockLostError: the core then reports `unreachable` under the caller's own key.
+      holding.lost.abort(session.signal.reason);
     }
   }
 
@@ -682,9 +685,8 @@ export class EtcdBackend implements LockBackend {
     return { dir, name: this.#keys.entry(dir, session.leaseId, slot), slot, token, session };
   }
 
-  #hold(key: string, entry: Entry, revision: string, startedAt: number, ttlMs: number): Granted {
+  #hold(entry: Entry, revision: string, startedAt: number, ttlMs: number): Granted {
     const holding: Holding = {
-      key,
       entry,
       revision,
       reapAt: startedAt + ttlMs,
