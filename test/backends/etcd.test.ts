@@ -6,11 +6,16 @@ import { fileURLToPath } from 'node:url';
 import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBackend } from '../../src/backends/etcd/index.js';
-import { InvalidArgumentError, LockClosedError, LockLostError } from '../../src/core/errors.js';
+import {
+  BackendUnavailableError,
+  InvalidArgumentError,
+  LockClosedError,
+  LockLostError,
+} from '../../src/core/errors.js';
 import { createLocks } from '../../src/core/locks.js';
 import { runConformanceSuite } from '../../src/testing/index.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { waitUntil } from '../harness/process.js';
+import { freePort, waitUntil } from '../harness/process.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/etcd-backend.ts', import.meta.url));
 
@@ -84,6 +89,26 @@ describe('etcd backend options', () => {
       }
       expect(caught, option).toBeInstanceOf(InvalidArgumentError);
       expect((caught as InvalidArgumentError).option).toBe(option);
+    }
+  });
+
+  it('reports an unreachable etcd as a retryable BackendUnavailableError with the cause', async () => {
+    const port = await freePort(); // nothing listens here
+    const backend = etcdBackend({
+      url: `etcd://127.0.0.1:${port}`,
+      operationTimeoutMs: 1_000,
+      retryTries: 2,
+      retryDelayMs: 10,
+    });
+    try {
+      const error = await backend
+        .tryAcquire({ key: freshKey('down'), token: 't', ttlMs: 1_000 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BackendUnavailableError);
+      expect((error as BackendUnavailableError).retryable).toBe(true);
+      expect((error as Error).cause).toBeInstanceOf(Error);
+    } finally {
+      await backend.close();
     }
   });
 
