@@ -22,9 +22,11 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
   return 0
 end
 ${COMMON_LUA}
-if promote_if_free() and holder then
-  return 2
+if holder then
+  -- Just deleted, so free: hand it to the longest live waiter.
+  if promote(now_ms()) then return 2 end
+  return 1
 end
-if holder then return 1 end
+promote_if_free()
 return 0
 `;
