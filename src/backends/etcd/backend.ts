@@ -33,7 +33,9 @@ import { BackendUnavailableError, LockClosedError } from '../../core/errors.js';
 import { isLeaseGone, toLockError } from './errors.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
+import { predecessorGone } from './predecessor.js';
 import { EtcdSession } from './session.js';
+import { linkSignals, raceAbort } from './signals.js';
 
 /** The per-call options we pass to `etcd3` (a gRPC deadline). */
 interface CallOptions {
@@ -78,45 +80,6 @@ const CAPABILITIES: BackendCapabilities = Object.freeze({
   fifo: true,
   crossProcess: true,
 });
-
-/** `promise`, or a rejection with `signal.reason` as soon as the signal aborts. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as unknown);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as unknown);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
-/** A signal aborted by either input (cheaper than `AbortSignal.any`, and disposable). */
-function linkSignals(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onA = () => controller.abort(a.reason);
-  const onB = () => controller.abort(b.reason);
-  if (a.aborted) onA();
-  else if (b.aborted) onB();
-  else {
-    a.addEventListener('abort', onA, { once: true });
-    b.addEventListener('abort', onB, { once: true });
-  }
-  return {
-    signal: controller.signal,
-    dispose() {
-      a.removeEventListener('abort', onA);
-      b.removeEventListener('abort', onB);
-    },
-  };
-}
 
 /** Index of holdings: one lock directory and one token. */
 function refOf(dir: string, token: string): string {
@@ -356,16 +319,6 @@ export class EtcdBackend implements LockBackend {
     );
   }
 
-  /**
-   * Resolve once the predecessor's entry may be gone: `true` on its delete event (it is gone),
-   * `false` on a watch error or the periodic re-check (it may be). Rejects on abort or session
-   * loss.
-   *
-   * The watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a
-   * watch that starts in the past from its "unsynced" set, which it catches up only every 100 ms,
-   * so every handoff would wait up to 100 ms. Instead, if anything was written between our read
-   * (`seenRevision`) and the watch's creation, one read checks the predecessor is still there.
-   */
   #predecessorGone(
     predecessor: IKeyValue,
     seenRevision: bigint,
@@ -373,51 +326,15 @@ export class EtcdBackend implements LockBackend {
     signal: AbortSignal,
   ): Promise<boolean> {
     this.#anchorWatchStream();
-    return new Promise<boolean>((resolve, reject) => {
-      let settled = false;
-      const watcher = this.#client
-        .watch()
-        .key(this.#name(predecessor.key))
-        .only('delete') // etcd3's `only('delete')` filters out puts (its `ignore` is an alias of `only`)
-        .watcher();
-      const finish = (error?: unknown, deleted = false) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener('abort', onAbort);
-        session.signal.removeEventListener('abort', onSessionLost);
-        watcher.cancel().catch(() => undefined);
-        if (error === undefined) resolve(deleted);
-        else reject(error);
-      };
-      const onAbort = () => finish(signal.reason);
-      const onSessionLost = () => finish(session.signal.reason);
-      // Any delete of this name means our predecessor's entry is gone (a reused name is only
-      // written again after its previous entry was deleted).
-      watcher.on('delete', () => finish(undefined, true));
-      watcher.once('connected', (response: { header: { revision: string } }) => {
-        if (settled || BigInt(response.header.revision) <= seenRevision) return;
-        this.#client.kv.range({ key: predecessor.key, keys_only: true }, this.#deadline()).then(
-          (check) => {
-            // Entry names are reused: the same name with a newer create revision is a new
-            // entry behind us, and our predecessor is gone.
-            if (check.kvs[0]?.create_revision !== predecessor.create_revision) {
-              finish(undefined, true);
-            }
-          },
-          () => finish(), // cannot tell: re-check by range
-        );
-      });
-      // A broken watch resolves into a re-check by range; the watcher's own errors never throw.
-      watcher.on('error', () => finish());
-      watcher.on('disconnected', () => finish());
-      const recheck = this.#options.recheckMs;
-      const timer = setTimeout(() => finish(), recheck / 2 + Math.random() * recheck);
-      timer.unref?.();
-      signal.addEventListener('abort', onAbort, { once: true });
-      session.signal.addEventListener('abort', onSessionLost, { once: true });
-      if (signal.aborted) onAbort();
-      else if (session.lost) onSessionLost();
+    return predecessorGone({
+      client: this.#client,
+      predecessor,
+      name: this.#name(predecessor.key),
+      seenRevision,
+      session,
+      signal,
+      recheckMs: this.#options.recheckMs,
+      callOptions: () => this.#deadline(),
     });
   }
 
