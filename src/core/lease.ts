@@ -51,7 +51,10 @@ export class Lease implements AsyncDisposable {
   readonly fence: bigint;
 
   readonly #context: LeaseContext;
-  readonly #controller = new AbortController();
+  // Created on first use of `signal`: most uncontended acquire/release pairs never read it, and
+  // an AbortController per lease is a measurable share of the core's cost.
+  #controller: AbortController | undefined;
+  #lostError: LockLostError | undefined;
   readonly #acquiredAt = Date.now();
   #expiresAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -77,12 +80,16 @@ export class Lease implements AsyncDisposable {
 
   /** Aborted, with a {@link LockLostError} as its reason, when the lease is lost or expires. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#lostError) this.#controller.abort(this.#lostError);
+    }
     return this.#controller.signal;
   }
 
   /** True once the lease has been lost (expired or taken), not when it was released. */
   get lost(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#lostError !== undefined;
   }
 
   /**
@@ -156,7 +163,8 @@ export class Lease implements AsyncDisposable {
   markLost(error: LockLostError): void {
     this.#disarmExpiry();
     if (this.lost || this.#settled) return;
-    this.#controller.abort(error);
+    this.#lostError = error;
+    this.#controller?.abort(error);
     this.#settle();
     emitSafely(this.#context.onEvent, {
       type: 'lost',
@@ -172,7 +180,7 @@ export class Lease implements AsyncDisposable {
   }
 
   #throwIfLost(): void {
-    if (this.lost) throw this.signal.reason;
+    if (this.#lostError) throw this.#lostError;
     if (this.#settled) throw new LockLostError(this.key, 'not-owner');
   }
 

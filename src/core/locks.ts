@@ -175,7 +175,7 @@ export class LockManager {
       if (waitMs === 0 || this.#retry.tries === 1) throw new LockTimeoutError(key, 0);
     }
 
-    const wait = deadline(waitMs, anySignal(signal, this.#closing.signal), () => {
+    const wait = deadline(waitMs, [signal, this.#closing.signal], () => {
       return new LockTimeoutError(key, Date.now() - startedAt);
     });
     let attempts = 1;
@@ -531,11 +531,6 @@ function validateBackend(backend: unknown): LockBackend {
     );
   }
   return b as LockBackend;
-}
-
-/** A signal that aborts when either input does. */
-function anySignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
-  return a ? AbortSignal.any([a, b]) : b;
 }
 
 /**

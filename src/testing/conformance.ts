@@ -63,6 +63,21 @@ function abortedAt(signal: AbortSignal): Promise<number> {
   );
 }
 
+/**
+ * Wait until `count` waiters are queued on `key` — by the store's own count where `inspect`
+ * reports one, else (a backend without a visible queue) after a pause.
+ */
+async function queued(locks: LockManager, key: string, count: number): Promise<void> {
+  const until = Date.now() + 10_000;
+  for (;;) {
+    const waiters = (await locks.inspect(key))?.waiters;
+    if (waiters === undefined) return delay(100);
+    if (waiters >= count) return;
+    if (Date.now() > until) throw new Error(`${count} waiters never queued on ${key}`);
+    await delay(5);
+  }
+}
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -601,7 +616,7 @@ export function runConformanceSuite(options: ConformanceOptions): void {
                 await lease.release();
               }),
             );
-            await delay(ms(50)); // make arrival order unambiguous
+            await queued(locks, key, i + 1); // make arrival order unambiguous
           }
           await holder.release();
           await Promise.all(waiters);
