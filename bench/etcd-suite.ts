@@ -51,7 +51,7 @@ export async function benchEtcd(
   log(`etcd B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`);
   const b1 = await runUncontended(contenders, {
     budgetMs: options.uncontendedMs,
-    chunkOps: 20,
+    chunkOps: 10,
     warmupOps: options.quick ? 10 : 50,
     keyPrefix: prefix,
     onProgress: log,

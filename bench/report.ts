@@ -59,7 +59,15 @@ function bestOf<T extends { role: string; tuned: boolean }>(
 export function uncontendedTable(results: StoreResults): Table {
   const floor = byName(results.b1, results.floor);
   const network = byName(results.b1, results.networkFloor);
-  const headers = ['contender', 'p50 µs', 'p99 µs', 'ops/s', `p50 vs ${results.floor}`];
+  const headers = [
+    'contender',
+    'p50 µs',
+    'p99 µs',
+    'mean µs',
+    'ops/s',
+    `p50 vs ${results.floor}`,
+    `mean vs ${results.floor}`,
+  ];
   if (network) headers.push(`p50 vs ${network.name}`);
   return {
     title: `${results.store} B1 — uncontended acquire + release, 1 client, 1 key (interleaved chunks)`,
@@ -69,8 +77,10 @@ export function uncontendedTable(results: StoreResults): Table {
         row.name,
         integer(row.p50Us),
         integer(row.p99Us),
+        integer(row.meanUs),
         integer(row.opsPerSec),
         ratio(row.p50Us / (floor?.p50Us ?? Number.NaN)),
+        ratio(row.meanUs / (floor?.meanUs ?? Number.NaN)),
       ];
       if (network) cells.push(ratio(row.p50Us / network.p50Us));
       return cells;
