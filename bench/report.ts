@@ -34,6 +34,15 @@ export interface TargetCheck {
   readonly met: boolean | null;
 }
 
+/** One note per row whose calls failed (they were counted and retried, not fatal). */
+function errorNotes(
+  rows: readonly { name: string; errors: number; firstError?: string }[],
+): string[] {
+  return rows
+    .filter((row) => row.errors > 0)
+    .map((row) => `${row.name}: ${row.errors} failed calls (first: ${row.firstError ?? '?'})`);
+}
+
 function byName<T extends { name: string }>(
   rows: readonly T[],
   name: string | undefined,
@@ -90,6 +99,7 @@ export function uncontendedTable(results: StoreResults): Table {
       ...results.b1
         .filter((row) => row.giveUps > 0)
         .map((row) => `${row.name}: ${row.giveUps} give-ups`),
+      ...errorNotes(results.b1),
     ],
   };
 }
@@ -154,6 +164,7 @@ export function contendedTable(results: StoreResults): Table {
           ]
         : []),
       'wait = first attempt → grant (give-ups included); same holder = acquisitions won by the client that had just released.',
+      ...errorNotes(results.b2),
     ],
   };
 }
@@ -173,7 +184,7 @@ export function manyKeysTable(results: StoreResults): Table | undefined {
       ratio(row.opsPerSec / bestOps),
       ratio(row.opsPerSec / (network?.opsPerSec ?? Number.NaN)),
     ]),
-    notes: [`best peer: ${integer(bestOps)} pairs/s.`],
+    notes: [`best peer: ${integer(bestOps)} pairs/s.`, ...errorNotes(rows)],
   };
 }
 

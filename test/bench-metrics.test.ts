@@ -191,6 +191,30 @@ describe('B2 correctness check (runContended)', () => {
     expect(result.jain).toBeGreaterThan(0.95);
   });
 
+  it('counts failed calls instead of ending the run, and asks again', async () => {
+    const inner = fakeLock(true);
+    let calls = 0;
+    const flaky: Contender = {
+      ...inner,
+      name: 'flaky',
+      async createClient() {
+        const client = await inner.createClient();
+        return {
+          ...client,
+          acquire: async (key: string) => {
+            if (++calls < 30 && calls % 10 === 3) throw new Error('command timed out');
+            return client.acquire(key);
+          },
+        };
+      },
+    };
+    const result = await runContended(flaky, options(memoryCounter()));
+    expect(result.errors).toBe(3);
+    expect(result.firstError).toBe('Error: command timed out');
+    expect(result.giveUps).toBe(0);
+    expect(result.correct).toBe(true);
+  });
+
   it('fails a "lock" that lets clients overlap: lost increments and overlaps are reported', async () => {
     const result = await runContended(fakeLock(false), options(memoryCounter()));
     expect(result.correct).toBe(false);

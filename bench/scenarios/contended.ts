@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import type { Contender, ContenderRole, LockClient } from '../contenders/contender.js';
 import { jainIndex, sameHolderShare, summarize } from '../metrics.js';
 import type { CounterClient, CounterFactory } from './counter.js';
+import { ErrorTally } from './error-tally.js';
 
 /** B2 figures of one contender, over all its rounds. */
 export interface ContendedResult {
@@ -35,6 +36,9 @@ export interface ContendedResult {
   readonly sameHolder: number;
   /** Times the contender gave up by its own rules and the harness asked again. */
   readonly giveUps: number;
+  /** Calls that failed (counted, not fatal; a failed acquire is asked again) and the first one. */
+  readonly errors: number;
+  readonly firstError?: string;
   /** Critical sections run in all (windows + drains) and the counter read back at the end. */
   readonly sections: number;
   readonly counter: number;
@@ -68,6 +72,7 @@ class Lane {
   timedMs = 0;
   rounds = 0;
   giveUps = 0;
+  readonly errors: ErrorTally;
   sections = 0;
   overlaps = 0;
   /** Holders in grant order, one sequence per window. */
@@ -80,6 +85,7 @@ class Lane {
     clients: number,
   ) {
     this.perClient = new Array<number>(clients).fill(0);
+    this.errors = new ErrorTally(contender.name);
   }
 
   async open(options: ContendedOptions): Promise<void> {
@@ -105,9 +111,13 @@ class Lane {
         const asked = performance.now();
         let handle: unknown = null;
         while (handle === null) {
-          handle = await lock.acquire(this.key);
+          try {
+            handle = await lock.acquire(this.key);
+            if (handle === null) this.giveUps++;
+          } catch (error) {
+            this.errors.record(error);
+          }
           if (handle !== null) break;
-          this.giveUps++;
           if (performance.now() > stuckAt) {
             throw new Error(
               `${this.contender.name}: client ${id} could not acquire within the drain`,
@@ -122,7 +132,11 @@ class Lane {
         await counter.set((await counter.get()) + 1);
         this.sections++;
         inside--;
-        await lock.release(handle);
+        try {
+          await lock.release(handle);
+        } catch (error) {
+          this.errors.record(error);
+        }
       }
     };
     await Promise.all(this.locks.map((_, id) => loop(id)));
@@ -149,6 +163,8 @@ class Lane {
       jain: jainIndex(this.perClient),
       sameHolder: sameHolderShare(...this.holders),
       giveUps: this.giveUps,
+      errors: this.errors.count,
+      ...(this.errors.first ? { firstError: this.errors.first } : {}),
       sections: this.sections,
       counter,
       overlaps: this.overlaps,

@@ -5,6 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Contender, ContenderRole, LockClient } from '../contenders/contender.js';
+import { ErrorTally } from './error-tally.js';
 
 /** B3 figures of one contender. */
 export interface ManyKeysResult {
@@ -15,6 +16,9 @@ export interface ManyKeysResult {
   readonly pairs: number;
   readonly opsPerSec: number;
   readonly giveUps: number;
+  /** Calls that failed (counted, not fatal) and the first failure. */
+  readonly errors: number;
+  readonly firstError?: string;
 }
 
 /** How to run B3. */
@@ -32,6 +36,7 @@ interface Lane {
   pairs: number;
   busyMs: number;
   giveUps: number;
+  readonly errors: ErrorTally;
 }
 
 async function runRound(lane: Lane, options: ManyKeysOptions): Promise<void> {
@@ -40,13 +45,17 @@ async function runRound(lane: Lane, options: ManyKeysOptions): Promise<void> {
   const worker = async (slot: number): Promise<void> => {
     const key = `${options.keyPrefix}b3:${lane.index}:${slot}`;
     while (performance.now() < deadline) {
-      const handle = await lane.client.acquire(key);
-      if (handle === null) {
-        lane.giveUps++;
-        continue;
+      try {
+        const handle = await lane.client.acquire(key);
+        if (handle === null) {
+          lane.giveUps++;
+          continue;
+        }
+        await lane.client.release(handle);
+        lane.pairs++;
+      } catch (error) {
+        lane.errors.record(error);
       }
-      await lane.client.release(handle);
-      lane.pairs++;
     }
   };
   await Promise.all(Array.from({ length: options.inFlight }, (_, slot) => worker(slot)));
@@ -68,6 +77,7 @@ export async function runManyKeys(
         pairs: 0,
         busyMs: 0,
         giveUps: 0,
+        errors: new ErrorTally(contender.name),
       });
     }
     // Warm-up: connections, script caches, JIT.
@@ -87,6 +97,8 @@ export async function runManyKeys(
       pairs: lane.pairs,
       opsPerSec: lane.pairs / (lane.busyMs / 1000),
       giveUps: lane.giveUps,
+      errors: lane.errors.count,
+      ...(lane.errors.first ? { firstError: lane.errors.first } : {}),
     }));
   } finally {
     await Promise.all(lanes.map((lane) => lane.client.close()));

@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Contender, ContenderRole, LockClient } from '../contenders/contender.js';
 import { summarize } from '../metrics.js';
+import { ErrorTally } from './error-tally.js';
 
 /** B1 figures of one contender. */
 export interface UncontendedResult {
@@ -20,6 +21,9 @@ export interface UncontendedResult {
   /** Pairs per second of time spent in this contender's chunks. */
   readonly opsPerSec: number;
   readonly giveUps: number;
+  /** Calls that failed (counted, not fatal) and the first failure. */
+  readonly errors: number;
+  readonly firstError?: string;
 }
 
 /** How long and in what steps to run B1. */
@@ -38,18 +42,24 @@ interface Lane {
   readonly samplesUs: number[];
   busyMs: number;
   giveUps: number;
+  readonly errors: ErrorTally;
 }
 
 async function runChunk(lane: Lane, ops: number, record: boolean): Promise<void> {
   const started = performance.now();
   for (let i = 0; i < ops; i++) {
     const t0 = performance.now();
-    const handle = await lane.client.acquire(lane.key);
-    if (handle === null) {
-      lane.giveUps++;
+    try {
+      const handle = await lane.client.acquire(lane.key);
+      if (handle === null) {
+        lane.giveUps++;
+        continue;
+      }
+      await lane.client.release(handle);
+    } catch (error) {
+      lane.errors.record(error);
       continue;
     }
-    await lane.client.release(handle);
     if (record) lane.samplesUs.push((performance.now() - t0) * 1000);
   }
   if (record) lane.busyMs += performance.now() - started;
@@ -70,6 +80,7 @@ export async function runUncontended(
         samplesUs: [],
         busyMs: 0,
         giveUps: 0,
+        errors: new ErrorTally(contender.name),
       });
     }
     for (const lane of lanes) await runChunk(lane, options.warmupOps, false);
@@ -94,6 +105,8 @@ export async function runUncontended(
         meanUs: summary.mean,
         opsPerSec: summary.count / (lane.busyMs / 1000),
         giveUps: lane.giveUps,
+        errors: lane.errors.count,
+        ...(lane.errors.first ? { firstError: lane.errors.first } : {}),
       };
     });
   } finally {
