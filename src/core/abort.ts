@@ -35,6 +35,8 @@ export interface Deadline {
   readonly signal: AbortSignal;
   /** True if the deadline (not a parent) caused the abort. */
   readonly expired: boolean;
+  /** Whether `signal` is (or, once read, would be) aborted, without creating it. */
+  readonly aborted: boolean;
   /** Remove the timer and the listeners on the parents. Always call it, in `finally`. */
   dispose(): void;
 }
@@ -42,40 +44,97 @@ export interface Deadline {
 /**
  * One controller for a whole wait, following any number of parent signals (the caller's, the
  * manager's close) — cheaper than `AbortSignal.any`, which matters on every contended acquire.
+ * The controller, its timer and the parent listeners are only created when `signal` is first
+ * read, already aborted if a parent was or the time is up: a queued backend reads it only once it
+ * has to wait, so an acquire granted by its first request pays for none of them.
  */
 export function deadline(
   ms: number,
   parents: ReadonlyArray<AbortSignal | undefined>,
   timeoutReason: () => unknown,
 ): Deadline {
-  const controller = new AbortController();
-  let expired = false;
-  const listening: AbortSignal[] = [];
-  const onParentAbort = (event: Event) => controller.abort((event.target as AbortSignal).reason);
-  for (const parent of parents) {
-    if (!parent) continue;
-    if (parent.aborted) {
-      controller.abort(parent.reason);
-      break;
+  return new LazyDeadline(ms, parents, timeoutReason);
+}
+
+class LazyDeadline implements Deadline {
+  readonly #ms: number;
+  readonly #parents: ReadonlyArray<AbortSignal | undefined>;
+  readonly #timeoutReason: () => unknown;
+  readonly #startedAt = Date.now();
+  #controller: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #listening: AbortSignal[] | undefined;
+  #expired = false;
+  #disposed = false;
+
+  constructor(
+    ms: number,
+    parents: ReadonlyArray<AbortSignal | undefined>,
+    timeoutReason: () => unknown,
+  ) {
+    this.#ms = ms;
+    this.#parents = parents;
+    this.#timeoutReason = timeoutReason;
+  }
+
+  get signal(): AbortSignal {
+    return (this.#controller ?? this.#start()).signal;
+  }
+
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  get aborted(): boolean {
+    if (this.#controller) return this.#controller.signal.aborted;
+    for (const parent of this.#parents) if (parent?.aborted) return true;
+    return Date.now() - this.#startedAt >= this.#ms;
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (!this.#listening) return;
+    for (const parent of this.#listening) parent.removeEventListener('abort', this.#onParentAbort!);
+  }
+
+  #onParentAbort: ((event: Event) => void) | undefined;
+
+  #expire(): void {
+    this.#expired = true;
+    this.#controller?.abort(this.#timeoutReason());
+  }
+
+  #start(): AbortController {
+    const controller = new AbortController();
+    this.#controller = controller;
+    for (const parent of this.#parents) {
+      if (!parent) continue;
+      if (parent.aborted) {
+        controller.abort(parent.reason);
+        return controller;
+      }
     }
-    parent.addEventListener('abort', onParentAbort, { once: true });
-    listening.push(parent);
+    // Read after dispose (nothing should): an inert signal, no timer or listener left behind.
+    if (this.#disposed) return controller;
+    const remainingMs = this.#ms - (Date.now() - this.#startedAt);
+    if (Number.isFinite(this.#ms)) {
+      if (remainingMs <= 0) {
+        this.#expire();
+        return controller;
+      }
+      this.#timer = setTimeout(() => this.#expire(), remainingMs);
+    }
+    this.#listening = [];
+    const onParentAbort = (event: Event): void => {
+      controller.abort((event.target as AbortSignal).reason);
+    };
+    this.#onParentAbort = onParentAbort;
+    for (const parent of this.#parents) {
+      if (!parent) continue;
+      parent.addEventListener('abort', onParentAbort, { once: true });
+      this.#listening.push(parent);
+    }
+    return controller;
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  if (Number.isFinite(ms) && !controller.signal.aborted) {
-    timer = setTimeout(() => {
-      expired = true;
-      controller.abort(timeoutReason());
-    }, ms);
-  }
-  return {
-    signal: controller.signal,
-    get expired() {
-      return expired;
-    },
-    dispose() {
-      if (timer) clearTimeout(timer);
-      for (const parent of listening) parent.removeEventListener('abort', onParentAbort);
-    },
-  };
 }

@@ -3,7 +3,7 @@
  * renewal, local expiry and events live here, once, for every backend.
  */
 import { setMaxListeners } from 'node:events';
-import { deadline, throwIfAborted } from './abort.js';
+import { deadline, throwIfAborted, type Deadline } from './abort.js';
 import type { AcquireResult, LockBackend, LockInfo, ReleaseOutcome } from './backend.js';
 import { backoffDelay } from './backoff.js';
 import {
@@ -181,7 +181,7 @@ export class LockManager {
     let attempts = 1;
     try {
       const lease = backend.acquire
-        ? await this.#waitInQueue(request, wait.signal, (n) => (attempts = n))
+        ? await this.#waitInQueue(request, wait, (n) => (attempts = n))
         : await this.#pollUntilAcquired(request, wait.signal, (n) => (attempts = n));
       const waitedMs = Date.now() - startedAt;
       this.#emitWaited(key, waitedMs, 'acquired', attempts);
@@ -397,10 +397,16 @@ export class LockManager {
 
   async #waitInQueue(
     request: { key: string; backendKey: string; token: string; ttlMs: number },
-    signal: AbortSignal,
+    wait: Deadline,
     onAttempt: (attempts: number) => void,
   ): Promise<Lease> {
     const acquire = this.#backend.acquire!.bind(this.#backend);
+    // The deadline's signal is built when the backend first reads it (see `deadline`).
+    const options = {
+      get signal(): AbortSignal {
+        return wait.signal;
+      },
+    };
     let attempts = 0;
     for (;;) {
       attempts += 1;
@@ -409,10 +415,18 @@ export class LockManager {
       try {
         const result = await acquire(
           { key: request.backendKey, token: request.token, ttlMs: request.ttlMs },
-          { signal },
+          options,
         );
+        if (wait.aborted) {
+          // Granted as the wait ended (a backend that never read the signal could not tell).
+          await this.#backend
+            .release({ key: request.backendKey, token: request.token })
+            .catch(() => undefined);
+          throw wait.signal.reason;
+        }
         return this.#leaseFrom(request, result, sentAt);
       } catch (error) {
+        const signal = wait.signal;
         if (signal.aborted) throw signal.reason;
         if (!(error instanceof LockError && error.retryable) || attempts >= this.#retry.tries)
           throw error;

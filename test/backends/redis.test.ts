@@ -178,6 +178,34 @@ describe('redis backend faults and queue', () => {
     await lease.release();
   });
 
+  it('an abort while the first request is in flight gives a direct grant back', async () => {
+    const key = freshKey('abort-first-step');
+    const locks = manager();
+    await locks.inspect(key); // connected, so the first step really is in flight below
+    const controller = new AbortController();
+    const attempt = locks.acquire(key, { signal: controller.signal });
+    const reason = new Error('not any more');
+    controller.abort(reason);
+    await expect(attempt).rejects.toBe(reason);
+    expect(await locks.inspect(key)).toBeNull();
+    const lease = await locks.acquire(key);
+    await lease.release();
+  });
+
+  it('a deadline that passes while the first request is in flight is a timeout', async () => {
+    const key = freshKey('deadline-first-step');
+    const locks = manager();
+    await locks.inspect(key);
+    const client = new Redis(server.url);
+    clients.push(client);
+    // Hold the server for longer than the wait: the first step's reply comes after the deadline.
+    const pause = client.call('CLIENT', 'PAUSE', '150', 'WRITE');
+    await pause;
+    const attempt = locks.acquire(key, { waitMs: 20 });
+    await expect(attempt).rejects.toMatchObject({ code: 'TIMEOUT' });
+    await waitUntil('lock given back', async () => (await locks.inspect(key)) === null, 5_000);
+  });
+
   it('a waiter that aborts leaves the queue and is never granted', async () => {
     const key = freshKey('abort');
     const holder = manager();

@@ -112,7 +112,7 @@ export class RedisBackend implements LockBackend {
   ): Promise<Granted> {
     this.#throwIfClosed();
     const keys = lockKeys(this.#options.prefix, request.key);
-    return acquireInQueue(this.#queue, keys, request, options.signal);
+    return acquireInQueue(this.#queue, keys, request, options);
   }
 
   async extend(lease: LeaseRef, ttlMs: number, options?: OperationOptions): Promise<ExtendResult> {

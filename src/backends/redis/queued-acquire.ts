@@ -99,12 +99,16 @@ function jittered(ms: number, spread = 0.5): number {
 /**
  * Take the lock if it is free, else wait in its queue until granted; rejects with
  * `signal.reason` after leaving the queue (and releasing a grant that raced the abort).
+ *
+ * `options.signal` is first read once the lock was not granted at once: the core builds its
+ * deadline signal (a controller and a timer) only when read, and checks for an abort that raced
+ * a direct grant itself (its deadline knows without building the signal).
  */
 export async function acquireInQueue(
   context: QueueContext,
   keys: LockKeys,
   request: AcquireRequest,
-  signal: AbortSignal,
+  options: { readonly signal: AbortSignal },
 ): Promise<Granted> {
   const id = waiterId();
   const notify = notifyKey(keys, id);
@@ -124,11 +128,12 @@ export async function acquireInQueue(
   } else {
     // The uncontended path: one script, nothing else allocated.
     const reply = await step(line, context.scripts.enqueue);
-    if (reply.code === 1 && !signal.aborted) {
+    if (reply.code === 1) {
       return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
     }
     start = { reply };
   }
+  const signal = options.signal;
   if (start.reply.code === 1) contended.delete(keys.lock);
   else {
     if (contended.size >= MAX_CONTENDED_KEYS) contended.clear();
