@@ -178,6 +178,24 @@ describe('redis backend faults and queue', () => {
     await lease.release();
   });
 
+  it('scripts flushed from the server (restart, failover, SCRIPT FLUSH) are sent again', async () => {
+    const key = freshKey('noscript');
+    const locks = manager();
+    await (await locks.acquire(key)).release();
+    const client = new Redis(server.url);
+    clients.push(client);
+    await client.script('FLUSH');
+    // Several calls in one tick share one write; each falls back to EVAL on its own.
+    const leases = await Promise.all([0, 1, 2].map((i) => locks.acquire(`${key}/${i}`)));
+    for (const lease of leases) expect(lease.fence).toBeGreaterThan(0n);
+    await client.script('FLUSH');
+    expect(await Promise.all(leases.map((lease) => lease.release()))).toEqual([
+      'released',
+      'released',
+      'released',
+    ]);
+  });
+
   it('an abort while the first request is in flight gives a direct grant back', async () => {
     const key = freshKey('abort-first-step');
     const locks = manager();

@@ -5,13 +5,15 @@
  * call by the slot of its first key. Every call fails fast with a typed error when the client is
  * not connected, is bounded by a timeout, and honours an `AbortSignal`.
  *
- * Calls made in the same tick on a standalone client go out in one write (an ioredis pipeline of
- * independent `EVALSHA`s) after the first: still one round trip each, but one system call for
- * many operations in flight, which is most of a lock's client-side cost. This is the hot path: no per-call
- * timer (one sweeping interval fails overdue calls) and no per-call closures beyond the promise.
+ * Calls made in the same tick on a standalone client go out in one write: the first corks the
+ * socket and the end of the tick uncorks it, so independent `EVALSHA`s (still one round trip
+ * each) share one system call, which is most of a lock's client-side cost when many operations
+ * are in flight. Commands are built and sent directly (`sendCommand`), without ioredis's
+ * per-call method wrapper or a pipeline object. This is the hot path: no per-call timer (one
+ * sweeping interval fails overdue calls) and no per-call closures beyond the promise's.
  */
 import { createHash } from 'node:crypto';
-import type { Cluster, Redis } from 'ioredis';
+import { Command, type Cluster, type Redis } from 'ioredis';
 import { BackendUnavailableError, type LockError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 
@@ -37,8 +39,6 @@ export interface RunOptions {
   /** Called with the result if the call succeeds after its caller gave up (timeout, abort). */
   readonly onLate?: (result: unknown) => void;
 }
-
-type Reply = [error: Error | null, result: unknown];
 
 /** One script call in flight. */
 class Call {
@@ -92,8 +92,13 @@ export class ScriptRunner {
   readonly #client: RedisClient;
   readonly #timeoutMs: number;
   readonly #secret: string | undefined;
-  /** Calls not yet sent, flushed as one pipeline at the end of the tick. */
-  #batch: Call[] | undefined;
+  /** The socket corked for this tick's calls, uncorked at the end of the tick. */
+  #corked: Redis['stream'] | undefined;
+  readonly #uncork = (): void => {
+    const stream = this.#corked;
+    this.#corked = undefined;
+    stream?.uncork();
+  };
   /** Calls in send order (so in deadline order), swept by one interval while any is pending. */
   #inflight: Call[] = [];
   #head = 0;
@@ -127,18 +132,33 @@ export class ScriptRunner {
     });
     this.#inflight.push(call);
     if (!this.#sweeper) this.#startSweeper();
-    if (this.#client.isCluster) {
-      // A pipeline must stay within one slot; a cluster client routes each call itself.
-      this.#send(call);
-    } else if (this.#batch) {
-      this.#batch.push(call);
-    } else {
-      // The first call of a tick goes out at once (no added latency when calls are sparse);
-      // the ones after it in the same tick are flushed together at the end of the tick.
-      this.#send(call);
-      this.#batch = [];
-      process.nextTick(() => this.#flush());
+    const client = this.#client;
+    if (client.isCluster) {
+      // A cluster client routes each call to its slot's node itself.
+      this.#sendViaCluster(call);
+      return promise;
     }
+    if (!this.#corked && client.status === 'ready') {
+      const stream = (client as Redis).stream;
+      if (stream) {
+        stream.cork();
+        this.#corked = stream;
+        process.nextTick(this.#uncork);
+      }
+    }
+    const argv: (string | number)[] = [script.sha, keys.length];
+    for (const key of keys) argv.push(key);
+    for (const arg of args) argv.push(arg);
+    const command = new Command('evalsha', argv, {
+      keyPrefix: client.options.keyPrefix,
+      replyEncoding: 'utf8',
+    });
+    void (client as Redis).sendCommand(command);
+    command.promise.then(
+      (result) => call.answer(null, result),
+      (error: unknown) =>
+        call.answer(error instanceof Error ? error : new Error(String(error)), null),
+    );
     return promise;
   }
 
@@ -155,36 +175,11 @@ export class ScriptRunner {
     );
   }
 
-  #send(call: Call): void {
+  #sendViaCluster(call: Call): void {
     this.#client.evalsha(call.script.sha, call.keys.length, ...call.keys, ...call.args).then(
       (result) => call.answer(null, result),
       (error: unknown) =>
         call.answer(error instanceof Error ? error : new Error(String(error)), null),
-    );
-  }
-
-  #flush(): void {
-    const batch = this.#batch!;
-    this.#batch = undefined;
-    if (batch.length === 0) return;
-    if (batch.length === 1) {
-      this.#send(batch[0]!);
-      return;
-    }
-    const pipeline = (this.#client as Redis).pipeline();
-    for (const call of batch) {
-      pipeline.evalsha(call.script.sha, call.keys.length, ...call.keys, ...call.args);
-    }
-    pipeline.exec().then(
-      (replies) => {
-        for (let i = 0; i < batch.length; i += 1) {
-          const [error, result] = (replies?.[i] ?? [new Error('no reply'), null]) as Reply;
-          batch[i]!.answer(error, result);
-        }
-      },
-      (error: unknown) => {
-        for (const call of batch) call.fail(this.typed(error, call.script));
-      },
     );
   }
 
