@@ -40,9 +40,14 @@ const SCRIPTS = Object.freeze({
   forceRelease: luaScript('forceRelease', FORCE_RELEASE_LUA),
 });
 
-function lockKeyList(keys: LockKeys): string[] {
-  return [keys.lock, keys.fence, keys.queue, keys.waiters];
+/** A lock's keys, and the same as the `KEYS` list most scripts take (shared, never mutated). */
+interface CachedKeys {
+  readonly keys: LockKeys;
+  readonly list: readonly string[];
 }
+
+/** Locks whose keys are remembered (a release or extend follows every acquire) before a reset. */
+const MAX_CACHED_KEYS = 1024;
 
 /** See {@link redisBackend}. */
 export class RedisBackend implements LockBackend {
@@ -58,6 +63,7 @@ export class RedisBackend implements LockBackend {
   readonly #runner: ScriptRunner;
   readonly #pool: BlockingPool;
   readonly #queue: QueueContext;
+  readonly #keyCache = new Map<string, CachedKeys>();
   #closed: Promise<void> | undefined;
 
   constructor(options: RedisBackendOptions) {
@@ -88,10 +94,9 @@ export class RedisBackend implements LockBackend {
 
   async tryAcquire(request: AcquireRequest, options?: OperationOptions): Promise<AcquireResult> {
     this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, request.key);
     const reply = (await this.#runner.run(
       SCRIPTS.tryAcquire,
-      lockKeyList(keys),
+      this.#keysOf(request.key).list,
       [request.token, Math.ceil(request.ttlMs)],
       {
         signal: options?.signal,
@@ -106,21 +111,24 @@ export class RedisBackend implements LockBackend {
     return remaining >= 0 ? { acquired: false, retryAfterMs: remaining } : { acquired: false };
   }
 
-  async acquire(
+  acquire(
     request: AcquireRequest,
     options: OperationOptions & { readonly signal: AbortSignal },
   ): Promise<Granted> {
-    this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, request.key);
-    return acquireInQueue(this.#queue, keys, request, options);
+    // Not an async function: one promise fewer between the reply and the caller.
+    try {
+      this.#throwIfClosed();
+      return acquireInQueue(this.#queue, this.#keysOf(request.key).keys, request, options);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   async extend(lease: LeaseRef, ttlMs: number, options?: OperationOptions): Promise<ExtendResult> {
     this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, lease.key);
     const code = await this.#runner.run(
       SCRIPTS.extend,
-      lockKeyList(keys),
+      this.#keysOf(lease.key).list,
       [lease.token, Math.ceil(ttlMs)],
       { signal: options?.signal },
     );
@@ -130,10 +138,14 @@ export class RedisBackend implements LockBackend {
 
   async release(lease: LeaseRef, options?: OperationOptions): Promise<ReleaseOutcome> {
     this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, lease.key);
-    const code = await this.#runner.run(SCRIPTS.release, lockKeyList(keys), [lease.token], {
-      signal: options?.signal,
-    });
+    const code = await this.#runner.run(
+      SCRIPTS.release,
+      this.#keysOf(lease.key).list,
+      [lease.token],
+      {
+        signal: options?.signal,
+      },
+    );
     if (code === 2) {
       // Handed to a waiter, maybe one in this process whose BLPOP answer arrived with ours: let
       // it run first rather than queue this caller's next request ahead of the new holder's work.
@@ -167,8 +179,7 @@ export class RedisBackend implements LockBackend {
 
   async forceRelease(key: string, options?: OperationOptions): Promise<boolean> {
     this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, key);
-    const removed = await this.#runner.run(SCRIPTS.forceRelease, lockKeyList(keys), [], {
+    const removed = await this.#runner.run(SCRIPTS.forceRelease, this.#keysOf(key).list, [], {
       signal: options?.signal,
     });
     return removed === 1;
@@ -219,6 +230,18 @@ export class RedisBackend implements LockBackend {
       const client = this.#options.client;
       await client.quit().catch(() => client.disconnect());
     }
+  }
+
+  /** The Redis keys of `key`, built once per lock while it is in use. */
+  #keysOf(key: string): CachedKeys {
+    let cached = this.#keyCache.get(key);
+    if (!cached) {
+      const keys = lockKeys(this.#options.prefix, key);
+      cached = { keys, list: [keys.lock, keys.fence, keys.queue, keys.waiters] };
+      if (this.#keyCache.size >= MAX_CACHED_KEYS) this.#keyCache.clear();
+      this.#keyCache.set(key, cached);
+    }
+    return cached;
   }
 
   #throwIfClosed(): void {

@@ -39,7 +39,7 @@ import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 import { notifyKey, type LockKeys } from './keys.js';
 import type { BlockingPool } from './blocking-pool.js';
-import type { LuaScript, RedisClient, ScriptRunner } from './script-runner.js';
+import type { LuaScript, RedisClient, RunOptions, ScriptRunner } from './script-runner.js';
 
 /** A granted acquire, as the backend contract wants it. */
 export interface Granted {
@@ -110,28 +110,23 @@ export async function acquireInQueue(
   request: AcquireRequest,
   options: { readonly signal: AbortSignal },
 ): Promise<Granted> {
-  const id = waiterId();
-  const notify = notifyKey(keys, id);
-  const line: Line = {
-    context,
-    id,
-    notify,
-    scriptKeys: [keys.lock, keys.fence, keys.queue, keys.waiters, notify],
-    args: [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs],
-    token: request.token,
-  };
+  const line = new Line(context, keys, request);
   const contended = context.contended;
   let start: Start;
   if (contended.has(keys.lock)) {
     // Queued last time: join the queue and block in one write (see startBlocking).
     start = (await startBlocking(line)) ?? { reply: await step(line, context.scripts.enqueue) };
   } else {
-    // The uncontended path: one script, nothing else allocated.
-    const reply = await step(line, context.scripts.enqueue);
-    if (reply.code === 1) {
-      return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
-    }
-    start = { reply };
+    // The uncontended path: one script, as little as possible around it.
+    const sentAt = Date.now();
+    const reply = (await context.runner.run(
+      context.scripts.enqueue,
+      line.scriptKeys,
+      line.args,
+      line,
+    )) as RawReply;
+    if (reply[0] === 1) return { acquired: true, fence: BigInt(reply[1]), startedAt: sentAt };
+    start = { reply: stepReply(reply, sentAt) };
   }
   const signal = options.signal;
   if (start.reply.code === 1) contended.delete(keys.lock);
@@ -247,23 +242,44 @@ function releaseWhenPopped(
 }
 
 /** One queued request: its waiter id, its notify list and its scripts' KEYS and ARGV. */
-interface Line {
-  readonly context: QueueContext;
+class Line implements RunOptions {
   readonly id: string;
   readonly notify: string;
   readonly scriptKeys: readonly string[];
   readonly args: readonly (string | number)[];
   readonly token: string;
+
+  constructor(
+    readonly context: QueueContext,
+    keys: LockKeys,
+    request: AcquireRequest,
+  ) {
+    const id = waiterId();
+    this.id = id;
+    this.notify = notifyKey(keys, id);
+    this.scriptKeys = [keys.lock, keys.fence, keys.queue, keys.waiters, this.notify];
+    this.args = [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs];
+    this.token = request.token;
+  }
+
+  /** A step answered after its caller gave up (timeout): undo whatever it did (entries also
+   * expire by themselves). A method, so that a step needs no options object or closure. */
+  onLate(): void {
+    void leave(this).catch(() => undefined);
+  }
+}
+
+type RawReply = [code: number, value: string | number, serverNowMs?: number];
+
+function stepReply(reply: RawReply, sentAt: number): StepReply {
+  return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
 }
 
 async function step(line: Line, script: LuaScript, blocked = false): Promise<StepReply> {
   const sentAt = Date.now();
   const args = blocked ? [...line.args, '1'] : line.args;
-  const reply = (await line.context.runner.run(script, line.scriptKeys, args, {
-    // Gave up waiting for the answer: undo whatever it did (entries also expire by themselves).
-    onLate: () => void leave(line).catch(() => undefined),
-  })) as [number, string | number, number?];
-  return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
+  const reply = (await line.context.runner.run(script, line.scriptKeys, args, line)) as RawReply;
+  return stepReply(reply, sentAt);
 }
 
 function leave(line: Line): Promise<unknown> {

@@ -12,10 +12,9 @@ import { COMMON_LUA } from './common.lua.js';
  * when queued.
  */
 export const ENQUEUE_LUA = `
-local holder = redis.call('GET', KEYS[1])
--- The uncontended path first, before the shared helpers are even defined.
-if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+-- The uncontended path first, before the shared helpers are even defined: nobody queued and
+-- the lock free (SET NX), in as few calls as possible.
+if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
   if ARGV[5] == '1' then
     redis.call('RPUSH', KEYS[5], 'w')
@@ -23,6 +22,7 @@ if not holder and redis.call('EXISTS', KEYS[3]) == 0 then
   end
   return {1, fence}
 end
+local holder = redis.call('GET', KEYS[1])
 ${COMMON_LUA}
 -- A BLPOP sent right behind this script (ARGV[5] == '1') must not block on a direct grant.
 local function granted(fence, now)
