@@ -196,6 +196,33 @@ describe('redis backend faults and queue', () => {
     ]);
   });
 
+  it('calls the server does not answer in time fail typed, and a late grant is given back', async () => {
+    const key = freshKey('command-timeout');
+    const locks = manager({ commandTimeoutMs: 100 });
+    await locks.inspect(key); // connected
+    const client = new Redis(server.url);
+    clients.push(client);
+    await client.call('CLIENT', 'PAUSE', '700', 'ALL');
+    const started = Date.now();
+    const outcomes = await Promise.allSettled(
+      [0, 1, 2].map((i) => locks.tryAcquire(`${key}/${i}`)),
+    );
+    expect(Date.now() - started).toBeLessThan(650);
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected');
+      const reason = (outcome as PromiseRejectedResult).reason as Error;
+      expect(reason).toBeInstanceOf(BackendUnavailableError);
+      expect(reason.message).toMatch(/no answer within 100 ms/);
+    }
+    for (const i of [0, 1, 2]) {
+      await waitUntil(
+        'late grant given back',
+        async () => !(await locks.inspect(`${key}/${i}`)),
+        5_000,
+      );
+    }
+  });
+
   it('an abort while the first request is in flight gives a direct grant back', async () => {
     const key = freshKey('abort-first-step');
     const locks = manager();

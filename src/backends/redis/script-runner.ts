@@ -43,6 +43,9 @@ export interface RunOptions {
 /** One script call in flight. */
 class Call {
   settled = false;
+  /** Neighbours in the runner's list of unsettled calls (send order, so deadline order). */
+  prev: Call | undefined;
+  next: Call | undefined;
   resolve!: (value: unknown) => void;
   reject!: (reason: unknown) => void;
   readonly deadline: number;
@@ -67,6 +70,7 @@ class Call {
   settle(): boolean {
     if (this.settled) return false;
     this.settled = true;
+    this.runner.forget(this);
     if (this.onAbort) this.options?.signal?.removeEventListener('abort', this.onAbort);
     return true;
   }
@@ -99,9 +103,13 @@ export class ScriptRunner {
     this.#corked = undefined;
     stream?.uncork();
   };
-  /** Calls in send order (so in deadline order), swept by one interval while any is pending. */
-  #inflight: Call[] = [];
-  #head = 0;
+  /**
+   * Unsettled calls in send order (so in deadline order), swept by one interval while any is
+   * pending. A linked list, so that a call leaves it as it settles: a settled call kept until the
+   * next sweep would outlive the young generation and make every garbage collection dearer.
+   */
+  #first: Call | undefined;
+  #last: Call | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
   constructor(client: RedisClient, timeoutMs: number, secret: string | undefined) {
@@ -130,7 +138,13 @@ export class ScriptRunner {
       call.resolve = resolve;
       call.reject = reject;
     });
-    this.#inflight.push(call);
+    if (this.#last) {
+      this.#last.next = call;
+      call.prev = this.#last;
+    } else {
+      this.#first = call;
+    }
+    this.#last = call;
     if (!this.#sweeper) this.#startSweeper();
     const client = this.#client;
     if (client.isCluster) {
@@ -189,30 +203,29 @@ export class ScriptRunner {
     this.#sweeper.unref?.();
   }
 
-  /** Fail overdue calls, drop settled ones, and stop when nothing is in flight. */
+  /** Remove a settled call from the list of unsettled ones. */
+  forget(call: Call): void {
+    if (call.prev) call.prev.next = call.next;
+    else if (this.#first === call) this.#first = call.next;
+    if (call.next) call.next.prev = call.prev;
+    else if (this.#last === call) this.#last = call.prev;
+    call.prev = undefined;
+    call.next = undefined;
+  }
+
+  /** Fail overdue calls, and stop when nothing is in flight. */
   #sweep(): void {
     const now = Date.now();
-    const inflight = this.#inflight;
-    while (this.#head < inflight.length) {
-      const call = inflight[this.#head]!;
-      if (!call.settled) {
-        if (call.deadline > now) break;
-        call.fail(
-          new BackendUnavailableError(
-            `redis ${call.script.name} failed: no answer within ${this.#timeoutMs} ms`,
-          ),
-        );
-      }
-      this.#head += 1;
+    for (let call = this.#first; call && call.deadline <= now; call = this.#first) {
+      call.fail(
+        new BackendUnavailableError(
+          `redis ${call.script.name} failed: no answer within ${this.#timeoutMs} ms`,
+        ),
+      );
     }
-    if (this.#head === inflight.length) {
-      this.#inflight = [];
-      this.#head = 0;
+    if (!this.#first) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
-    } else if (this.#head > 1024) {
-      this.#inflight = inflight.slice(this.#head);
-      this.#head = 0;
     }
   }
 }
