@@ -31,6 +31,16 @@ import { startRenewal } from './renewal.js';
 import { randomToken, type TokenGenerator } from './tokens.js';
 import { WakeLatch } from './wake.js';
 
+/** One acquire request as the manager tracks it. */
+interface AttemptRequest {
+  readonly key: string;
+  readonly backendKey: string;
+  readonly token: string;
+  readonly ttlMs: number;
+  /** False when the caller chose the token: it must not be swapped for a fresh one. */
+  readonly generatedToken: boolean;
+}
+
 /** Options of {@link createLocks}. */
 export interface LockManagerOptions {
   /** The store that holds the locks, e.g. `filesBackend()`, `redisBackend({ client })`. */
@@ -317,10 +327,7 @@ export class LockManager {
     await this.#backend.close();
   }
 
-  #request(
-    key: string,
-    options: TryAcquireOptions,
-  ): { key: string; backendKey: string; token: string; ttlMs: number } {
+  #request(key: string, options: TryAcquireOptions): AttemptRequest {
     validateKey(key);
     if (typeof options !== 'object' || options === null)
       throw new InvalidArgumentError('options', 'must be an object');
@@ -329,12 +336,31 @@ export class LockManager {
       options.token ?? this.#tokens(key),
       options.token === undefined ? 'tokens' : 'token',
     );
-    return { key, backendKey: this.#prefix + key, token, ttlMs };
+    return {
+      key,
+      backendKey: this.#prefix + key,
+      token,
+      ttlMs,
+      generatedToken: options.token === undefined,
+    };
+  }
+
+  /**
+   * The request to send after an attempt failed with a transient error. That attempt's outcome
+   * is unknown: the store may still grant it, and the backend may later undo that grant by token
+   * (a late "leave" or release). Reusing the token would let such an undo remove the *next*
+   * attempt's grant, so a generated token is replaced; a caller's own token cannot be, and the
+   * error is thrown for the caller to decide.
+   */
+  #retryRequest(request: AttemptRequest, error: unknown): AttemptRequest {
+    if (!request.generatedToken) throw error;
+    const token = validateToken(this.#tokens(request.key), 'tokens');
+    return { ...request, token };
   }
 
   /** One tryAcquire; an abort mid-flight rejects at once and gives back a late success. */
   async #attempt(
-    request: { key: string; backendKey: string; token: string; ttlMs: number },
+    request: AttemptRequest,
     signal: AbortSignal | undefined,
   ): Promise<{ lease?: Lease; result: AcquireResult }> {
     const sentAt = Date.now();
@@ -354,10 +380,11 @@ export class LockManager {
   }
 
   async #pollUntilAcquired(
-    request: { key: string; backendKey: string; token: string; ttlMs: number },
+    initial: AttemptRequest,
     signal: AbortSignal,
     onAttempt: (attempts: number) => void,
   ): Promise<Lease> {
+    let request = initial;
     const latch = new WakeLatch();
     const unwatch = this.#backend.watch
       ? await raceAbort(
@@ -384,6 +411,8 @@ export class LockManager {
           if (signal.aborted) throw signal.reason;
           if (!(error instanceof LockError && error.retryable)) throw error;
           lastError = error;
+          // Polling never undoes a grant by token, so a caller's own token may be tried again.
+          if (request.generatedToken) request = this.#retryRequest(request, error);
         }
         let delay = backoffDelay(attempts - 1, this.#retry);
         if (retryAfterMs !== undefined && retryAfterMs >= 0)
@@ -396,10 +425,11 @@ export class LockManager {
   }
 
   async #waitInQueue(
-    request: { key: string; backendKey: string; token: string; ttlMs: number },
+    initial: AttemptRequest,
     wait: Deadline,
     onAttempt: (attempts: number) => void,
   ): Promise<Lease> {
+    let request = initial;
     const acquire = this.#backend.acquire!.bind(this.#backend);
     // The deadline's signal is built when the backend first reads it (see `deadline`).
     const options = {
@@ -431,13 +461,14 @@ export class LockManager {
         if (!(error instanceof LockError && error.retryable) || attempts >= this.#retry.tries)
           throw error;
         // A transient store failure: back off and queue again (the backend dequeued us).
+        request = this.#retryRequest(request, error);
         await new WakeLatch().wait(backoffDelay(attempts, this.#retry), signal);
       }
     }
   }
 
   #leaseFrom(
-    request: { key: string; backendKey: string; token: string; ttlMs: number },
+    request: AttemptRequest,
     result: AcquireResult & { acquired: true },
     sentAt: number,
   ): Lease {

@@ -1,5 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createLocks, LockLostError, LockTimeoutError, type LockEvent } from '../../src/index.js';
+import {
+  BackendUnavailableError,
+  createLocks,
+  LockLostError,
+  LockTimeoutError,
+  type LockBackend,
+  type LockEvent,
+} from '../../src/index.js';
 import { MemoryStore, memoryBackend } from '../../src/backends/memory/index.js';
 import { backoffDelay } from '../../src/core/backoff.js';
 import { DEFAULTS } from '../../src/core/options.js';
@@ -127,6 +134,53 @@ describe('waiting', () => {
     expect(await attempt).toMatchObject({ message: 'stop' });
     await vi.advanceTimersByTimeAsync(2_000); // the stalled attempt lands, then its release
     expect(await createLocks({ backend: memoryBackend({ store }) }).inspect('k')).toBeNull();
+  });
+
+  it('retries a failed queued acquire under a fresh token, so a late undo of the old one cannot remove the new grant', async () => {
+    const store = new MemoryStore();
+    const inner = memoryBackend({ store });
+    const undo: Array<() => Promise<unknown>> = [];
+    let calls = 0;
+    // A queued backend whose first answer is lost (the grant happened, the reply timed out) and
+    // which later undoes that attempt by token, and which re-validates a lock already held by
+    // the same token as granted (as the Redis backend does).
+    const backend: LockBackend = {
+      ...inner,
+      name: 'late-undo',
+      async acquire(request, op) {
+        calls += 1;
+        const holder = await inner.inspect(request.key);
+        if (holder?.token === request.token) return { acquired: true, fence: holder.fence };
+        const result = await inner.acquire!(request, op);
+        if (calls === 1) {
+          undo.push(() => inner.release({ key: request.key, token: request.token }));
+          throw new BackendUnavailableError('reply lost (injected)');
+        }
+        return result;
+      },
+    };
+    const locks = createLocks({ backend, retry: { delayMs: 10 } });
+    const acquiring = locks.acquire('k', { waitMs: 5_000 });
+    await vi.advanceTimersByTimeAsync(50);
+    await undo[0]!(); // the late undo of the first attempt lands
+    await vi.advanceTimersByTimeAsync(50);
+    const lease = await acquiring;
+    expect((await inner.inspect('k'))?.token).toBe(lease.token);
+    expect(lease.lost).toBe(false);
+  });
+
+  it('does not swap a caller-chosen token: the transient error is thrown instead', async () => {
+    const inner = memoryBackend();
+    const backend: LockBackend = {
+      ...inner,
+      async acquire() {
+        throw new BackendUnavailableError('down (injected)');
+      },
+    };
+    const locks = createLocks({ backend });
+    await expect(locks.acquire('k', { token: 'mine', waitMs: 1_000 })).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
   });
 
   it('backoff grows by factor, is capped, and jitters only the configured fraction', () => {
