@@ -62,6 +62,8 @@ export type AcquireResult =
        * Optional: a signal the backend aborts when it knows the holding is gone before its TTL —
        * e.g. an etcd session whose keep-alives failed, aborted at the session's *local* deadline.
        * The core then marks the lease lost (reason `unreachable`, or the signal's LockLostError).
+       * It may be shared by many holdings (etcd hands out its session's signal): the core removes
+       * its listener as soon as the lease is released or lost.
        */
       readonly lost?: AbortSignal;
     }

@@ -478,13 +478,20 @@ export class LockManager {
       request.ttlMs,
       this.#driftFactor,
     );
+    const lost = result.lost;
+    // Removes our listener from the backend's `lost` signal once the lease is released or lost:
+    // a backend may share one signal among many leases (etcd: one per session).
+    let detachLost: (() => void) | undefined;
     const context: LeaseContext = {
       backend: this.#backend,
       backendKey: request.backendKey,
       defaultTtlMs: request.ttlMs,
       driftFactor: this.#driftFactor,
       onEvent: this.#onEvent,
-      onSettled: (lease) => this.#held.delete(lease),
+      onSettled: (settled) => {
+        this.#held.delete(settled);
+        detachLost?.();
+      },
     };
     const lease = new Lease(context, {
       key: request.key,
@@ -493,7 +500,6 @@ export class LockManager {
       expiresAt,
     });
     this.#held.add(lease);
-    const lost = result.lost;
     if (lost) {
       const onLost = () =>
         lease.markLost(
@@ -504,9 +510,7 @@ export class LockManager {
       if (lost.aborted) onLost();
       else {
         lost.addEventListener('abort', onLost, { once: true });
-        lease.signal.addEventListener('abort', () => lost.removeEventListener('abort', onLost), {
-          once: true,
-        });
+        detachLost = () => lost.removeEventListener('abort', onLost);
       }
     }
     return lease;

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   BackendUnavailableError,
@@ -190,6 +191,36 @@ describe('waiting', () => {
     expect(backoffDelay(3, retry, () => 1)).toBe(400);
     expect(backoffDelay(10, retry, () => 1)).toBe(1_000);
     expect(backoffDelay(10, { ...retry, jitter: 0 }, () => 0.3)).toBe(1_000);
+  });
+});
+
+describe("a backend's lost signal", () => {
+  it('may be shared by many leases: released leases stop listening, held ones are marked lost', async () => {
+    const inner = memoryBackend();
+    const shared = new AbortController();
+    const backend: LockBackend = {
+      ...inner,
+      name: 'shared-lost',
+      async tryAcquire(request, op) {
+        const result = await inner.tryAcquire(request, op);
+        return result.acquired ? { ...result, lost: shared.signal } : result;
+      },
+      async acquire(request, op) {
+        return { ...(await inner.acquire!(request, op)), lost: shared.signal };
+      },
+    };
+    const locks = createLocks({ backend, ttlMs: 60_000 });
+    for (let i = 0; i < 50; i++) await (await locks.acquire(`done-${i}`)).release();
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    const held = await locks.acquire('held');
+    const released = await locks.acquire('released');
+    await released.release();
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(1);
+    shared.abort(new Error('session gone'));
+    expect(held.lost).toBe(true);
+    expect(held.signal.reason).toBeInstanceOf(LockLostError);
+    expect((held.signal.reason as LockLostError).reason).toBe('unreachable');
+    expect(released.lost).toBe(false);
   });
 });
 
