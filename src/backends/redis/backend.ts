@@ -223,7 +223,7 @@ export class RedisBackend implements LockBackend {
   async #close(): Promise<void> {
     const reason = new LockClosedError('redis backend');
     const waits = [...this.#queue.waits];
-    for (const [controller] of waits) controller.abort(reason);
+    for (const [wait] of waits) wait.abort(reason);
     await Promise.all(waits.map(([, settled]) => settled));
     this.#pool.close();
     if (this.#options.ownsClient) {

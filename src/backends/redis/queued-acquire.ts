@@ -62,10 +62,10 @@ export interface QueueContext {
   /** Lock keys whose last acquire in this backend had to queue. */
   readonly contended: Set<string>;
   /**
-   * The backend's queued waits: `close()` aborts each controller (with `LockClosedError`) and
-   * awaits each promise, so that every waiter has left its queue before connections close.
+   * The backend's queued waits: `close()` aborts each (with `LockClosedError`) and awaits each
+   * promise, so that every waiter has left its queue before connections close.
    */
-  readonly waits: Map<AbortController, Promise<unknown>>;
+  readonly waits: Map<Wakeups, Promise<unknown>>;
   /** True once `close()` has begun (a wait that queues after that is ended at once). */
   readonly closing: () => boolean;
 }
@@ -138,20 +138,20 @@ export async function acquireInQueue(
     if (start.connection) releaseWhenPopped(context, start.connection, start.pop);
     return { acquired: true, fence: BigInt(start.reply.value), startedAt: start.reply.sentAt };
   }
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(signal.reason);
+  const wakeups = new Wakeups();
+  const onAbort = () => wakeups.abort(signal.reason);
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
-  const waiting = waitInLine(line, start, controller.signal);
+  const waiting = waitInLine(line, start, wakeups);
   context.waits.set(
-    controller,
+    wakeups,
     waiting.catch(() => undefined),
   );
-  if (context.closing()) controller.abort(new LockClosedError('redis backend'));
+  if (context.closing()) wakeups.abort(new LockClosedError('redis backend'));
   try {
     return await waiting;
   } finally {
-    context.waits.delete(controller);
+    context.waits.delete(wakeups);
     signal.removeEventListener('abort', onAbort);
   }
 }
@@ -290,7 +290,7 @@ function leave(line: Line): Promise<unknown> {
   ]);
 }
 
-async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promise<Granted> {
+async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<Granted> {
   const { context, notify } = line;
   let left = false;
   const abandon = async (reason: unknown): Promise<never> => {
@@ -299,7 +299,7 @@ async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promis
     throw reason;
   };
   // Aborted while the first step ran: it may have queued us, or even granted the lock.
-  if (signal.aborted) return abandon(signal.reason);
+  if (wakeups.aborted) return abandon(wakeups.reason);
   let reply = start.reply;
   let anchor = reply;
 
@@ -319,13 +319,13 @@ async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promis
       if (connection && !pop) {
         pop = blockingPop(connection, notify);
       }
-      const event = await nextEvent(pop, pollDelay, signal);
-      if (event === 'abort') return await abandon(signal.reason);
+      const event = await wakeups.next(pop, pollDelay);
+      if (event === 'abort') return await abandon(wakeups.reason);
       if (event === 'poll') {
         reply = await step(line, context.scripts.poll);
         // Our entry expired (we heartbeated too late): join again, waking our BLPOP on a grant.
         if (reply.code === -1) reply = await step(line, context.scripts.enqueue, !!pop);
-        if (signal.aborted) return await abandon(signal.reason);
+        if (wakeups.aborted) return await abandon(wakeups.reason);
         if (reply.code === 1) {
           return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
         }
@@ -345,13 +345,13 @@ async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promis
       if (message === undefined || !message.startsWith('g|')) continue; // timeout, stale wake
       const receivedAt = Date.now();
       const [, fence = '0', grantServerMs = '0'] = message.split('|');
-      if (signal.aborted) return await abandon(signal.reason);
+      if (wakeups.aborted) return await abandon(wakeups.reason);
       const startedAt = anchor.sentAt + (Number(grantServerMs) - anchor.serverNowMs);
       return { acquired: true, fence: BigInt(fence), startedAt: Math.min(startedAt, receivedAt) };
     }
   } catch (error) {
     if (left) throw error;
-    if (signal.aborted) return await abandon(signal.reason);
+    if (wakeups.aborted) return await abandon(wakeups.reason);
     // A failed poll leaves the outcome unknown: leave (best effort) so nothing stays queued.
     await leave(line).catch(() => undefined);
     throw toLockError(error, 'acquire');
@@ -361,23 +361,61 @@ async function waitInLine(line: Line, start: Start, signal: AbortSignal): Promis
   }
 }
 
-/** The next thing to act on: the pop's outcome, the poll timer, or the abort. */
-function nextEvent(
-  pop: Promise<PopOutcome> | undefined,
-  pollDelayMs: number,
-  signal: AbortSignal,
-): Promise<PopOutcome | 'poll' | 'abort'> {
-  if (signal.aborted) return Promise.resolve('abort');
-  return new Promise((resolve) => {
-    const done = (event: PopOutcome | 'poll' | 'abort') => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
-      resolve(event);
-    };
-    const onAbort = () => done('abort');
-    const timer = setTimeout(() => done('poll'), pollDelayMs);
-    timer.unref?.();
-    signal.addEventListener('abort', onAbort, { once: true });
-    void pop?.then(done);
-  });
+/**
+ * What a queued wait waits for: its `BLPOP`'s outcome, the poll timer, or an abort (the caller's
+ * signal or the backend's `close()`). One object per wait instead of an AbortController plus a
+ * listener per loop turn: on a contended lock this runs for every acquisition.
+ */
+export class Wakeups {
+  aborted = false;
+  reason: unknown = undefined;
+  #resolve: ((event: PopOutcome | 'poll' | 'abort') => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The pop listened to (each pop once), and its outcome if it came while nobody waited. */
+  #pop: Promise<PopOutcome> | undefined;
+  #popped: PopOutcome | undefined;
+  readonly #onTimer = (): void => this.#fire('poll');
+  readonly #onPop = (outcome: PopOutcome): void => {
+    if (this.#resolve) this.#fire(outcome);
+    else this.#popped = outcome; // the loop is busy (a poll step): the next turn reads it
+  };
+
+  /** End the wait with `reason` (the first reason wins). */
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.#fire('abort');
+  }
+
+  /** The next thing to act on: `pop`'s outcome, `'poll'` after `pollDelayMs`, or `'abort'`. */
+  next(
+    pop: Promise<PopOutcome> | undefined,
+    pollDelayMs: number,
+  ): Promise<PopOutcome | 'poll' | 'abort'> {
+    if (this.aborted) return Promise.resolve('abort');
+    if (pop !== this.#pop) {
+      this.#pop = pop;
+      this.#popped = undefined;
+      void pop?.then(this.#onPop);
+    } else if (this.#popped) {
+      const outcome = this.#popped;
+      this.#popped = undefined;
+      return Promise.resolve(outcome);
+    }
+    return new Promise((resolve) => {
+      this.#resolve = resolve;
+      this.#timer = setTimeout(this.#onTimer, pollDelayMs);
+      this.#timer.unref?.();
+    });
+  }
+
+  #fire(event: PopOutcome | 'poll' | 'abort'): void {
+    const resolve = this.#resolve;
+    if (!resolve) return;
+    this.#resolve = undefined;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    resolve(event);
+  }
 }
