@@ -35,7 +35,7 @@ import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
 import { predecessorGone } from './predecessor.js';
 import { EtcdSession } from './session.js';
-import { linkSignals, raceAbort } from './signals.js';
+import { raceAbort } from './signals.js';
 
 /** The per-call options we pass to `etcd3` (a gRPC deadline). */
 interface CallOptions {
@@ -49,6 +49,8 @@ interface Entry {
   readonly dir: string;
   /** The etcd key, without the client's namespace. */
   readonly name: string;
+  /** The etcd key as stored (under the client's namespace). */
+  readonly raw: Buffer;
   readonly slot: number;
   readonly token: string;
   readonly session: EtcdSession;
@@ -64,12 +66,34 @@ interface Holding {
   reaping: Promise<void> | undefined;
   /** Released, reaped, or its session ended: no longer ours to extend or reap. */
   done: boolean;
-  /**
-   * Aborted when the session dies while this is held: the `lost` signal handed to the core. One
-   * per holding (not the session's own signal) so that listeners die with the holding.
-   */
-  readonly lost: AbortController;
 }
+
+/**
+ * The etcd keys and request parts of one lock directory, built once while the lock is in use:
+ * building Buffers and request objects per call is a measurable share of an acquire's CPU.
+ * (`etcd3` passes request objects through to the encoder unchanged, so sharing them is safe.)
+ */
+interface DirKeys {
+  readonly raw: Buffer;
+  /** Compare: the directory has no entries. */
+  readonly isEmpty: {
+    readonly key: Buffer;
+    readonly range_end: Buffer;
+    readonly target: 'Create';
+    readonly result: 'Equal';
+    readonly create_revision: number;
+  };
+  /** The holder's entry (lowest create revision) and the queue length. */
+  readonly oldest: IRangeRequest;
+  /** The two newest entries (highest create revisions), keys only. */
+  readonly newestTwo: IRangeRequest;
+  /** The last entry name built here (a session's slot 0, almost always) and its raw key. */
+  lastEntry: { readonly name: string; readonly raw: Buffer } | undefined;
+}
+
+/** How many lock directories keep their {@link DirKeys}, and how many keys are known contended. */
+const DIR_CACHE_SIZE = 256;
+const CONTENDED_SIZE = 1024;
 
 /** The longest pause between retries of a call that must eventually go through. */
 const MAX_RETRY_DELAY_MS = 2_000;
@@ -97,7 +121,18 @@ export class EtcdBackend implements LockBackend {
   readonly #options: ResolvedEtcdOptions;
   readonly #keys: KeyLayout;
   readonly #holdings = new Map<string, Holding>();
+  readonly #dirs = new Map<string, DirKeys>();
+  /**
+   * Lock directories whose last queued acquire found them taken: their next acquire sends the
+   * enqueue txn at once. Others first try the short txn (no `failure` branch to encode or run).
+   */
+  readonly #contended = new Set<string>();
   readonly #closing = new AbortController();
+  /**
+   * Rejects each call in flight for a queued acquire when the backend closes: cheaper than a
+   * listener per call on `#closing`.
+   */
+  readonly #onClose = new Set<(reason: unknown) => void>();
   #closed: Promise<void> | undefined;
   #session: Promise<EtcdSession> | undefined;
   #anchor: Watcher | undefined;
@@ -172,69 +207,94 @@ export class EtcdBackend implements LockBackend {
     request: AcquireRequest,
     options: OperationOptions & { readonly signal: AbortSignal },
   ): Promise<Granted> {
-    const { signal, dispose } = linkSignals(options.signal, this.#closing.signal);
-    try {
-      for (let sessionAttempt = 1; ; sessionAttempt += 1) {
-        this.#throwIfClosed();
-        signal.throwIfAborted();
-        const session = await this.#currentSession();
-        try {
-          return await this.#enqueueAndWait(request, session, signal);
-        } catch (error) {
-          // A wait ended by a closing lock manager settles only once this backend has closed, so
-          // that the caller sees `close()` resolve no earlier than its pending acquires reject.
-          if (this.#closing.signal.aborted) await this.#closed;
-          if (signal.aborted) throw signal.reason;
-          // Our session died while we queued: our entry went with it; queue again in a new one.
-          if (session.lost && sessionAttempt < 3) continue;
-          throw error;
-        }
+    // `options.signal` is not read on the uncontended path: the core's is built on first read
+    // (a controller and a timer). A grant that races an abort is given back by the core.
+    for (let sessionAttempt = 1; ; sessionAttempt += 1) {
+      this.#throwIfClosed();
+      if (sessionAttempt > 1) options.signal.throwIfAborted();
+      const session = await this.#currentSession();
+      try {
+        return await this.#enqueueAndWait(request, session, options);
+      } catch (error) {
+        // A wait ended by a closing lock manager settles only once this backend has closed, so
+        // that the caller sees `close()` resolve no earlier than its pending acquires reject.
+        const closing = this.#closing.signal;
+        if (closing.aborted) await this.#closed;
+        options.signal.throwIfAborted();
+        if (closing.aborted) throw closing.reason;
+        // Our session died while we queued: our entry went with it; queue again in a new one.
+        if (session.lost && sessionAttempt < 3) continue;
+        throw error;
       }
-    } finally {
-      dispose();
     }
   }
 
   async #enqueueAndWait(
     request: AcquireRequest,
     session: EtcdSession,
-    signal: AbortSignal,
+    options: { readonly signal: AbortSignal },
   ): Promise<Granted> {
     const dir = this.#keys.lockDir(request.key);
+    const keys = this.#dirKeys(dir);
     const entry = this.#newEntry(session, dir, request.token);
-    const name = this.#raw(entry.name);
     let revision: string | undefined;
     let inFlight: Promise<unknown> | undefined;
     try {
       let sentAt = Date.now();
-      // One write. An empty directory (the common, uncontended case) means we hold the lock and
-      // etcd only has to check one range and apply one put. Otherwise we put our entry anyway and
-      // read it back with its predecessor. Retrying is safe: a put on our own (reserved) entry
-      // name keeps its create revision, so a retry after a lost answer finds our place in line.
+      const put = this.#putEntry(entry);
+      const callOptions = {
+        session,
+        lazySignal: options,
+        closable: true,
+        tries: Infinity,
+        inFlight: (late: Promise<unknown>) => (inFlight = late),
+      };
+      if (!this.#contended.has(dir)) {
+        // The common, uncontended case: one write if the directory is empty, and a txn with
+        // nothing else to encode or run. A taken lock costs one more call (the one below), only
+        // on the key's first contention. (A retry whose first attempt got through fails here too:
+        // the enqueue txn below then finds our entry in front.)
+        const response = await this.#call(
+          'acquire',
+          (deadline) => this.#client.kv.txn({ compare: [keys.isEmpty], success: [put] }, deadline),
+          callOptions,
+        );
+        if (response.succeeded) {
+          revision = response.header.revision;
+          return this.#hold(entry, revision, sentAt, request.ttlMs);
+        }
+      }
+      // One write: put our entry whether or not the directory is empty, and read it back with
+      // its predecessor. Retrying is safe: a put on our own (reserved) entry name keeps its
+      // create revision, so a retry after a lost answer finds our place in line.
       const response = await this.#call(
         'acquire',
-        (callOptions) =>
+        (deadline) =>
           this.#client.kv.txn(
             {
-              compare: [this.#isEmpty(dir)],
-              success: [this.#putEntry(entry)],
+              compare: [keys.isEmpty],
+              success: [put],
               failure: [
-                this.#putEntry(entry),
-                { request_range: { key: name, keys_only: true } },
-                { request_range: { ...this.#newestTwo(dir), keys_only: true } },
+                put,
+                { request_range: { key: entry.raw, keys_only: true } },
+                { request_range: keys.newestTwo },
               ],
             },
-            callOptions,
+            deadline,
           ),
-        { session, signal, tries: Infinity, inFlight: (late) => (inFlight = late) },
+        callOptions,
       );
       if (response.succeeded) {
+        this.#contended.delete(dir);
         revision = response.header.revision;
         return this.#hold(entry, revision, sentAt, request.ttlMs);
       }
+      this.#markContended(dir);
       const mine = response.responses[1]?.response_range.kvs[0];
       if (!mine) throw new BackendUnavailableError('etcd queue entry vanished; retry');
       revision = mine.create_revision;
+      // Contended: waiting takes far longer than building the caller's signal.
+      const signal = options.signal;
       let queue: IRangeResponse;
       if (revision === response.header.revision) {
         queue = response.responses[2]!.response_range;
@@ -244,7 +304,7 @@ export class EtcdBackend implements LockBackend {
         queue = await this.#waitingRange(dir, revision, session, signal);
       }
       for (let stale = false; ;) {
-        signal.throwIfAborted();
+        this.#throwIfAborted(signal);
         const [own, predecessor] = queue.kvs;
         if ((!own || own.create_revision !== revision) && !stale) {
           // Maybe a member that has not applied our put yet: ask again through the leader.
@@ -288,6 +348,21 @@ export class EtcdBackend implements LockBackend {
     }
   }
 
+  /** Remember that `dir` was found taken (bounded: the oldest entry makes room). */
+  #markContended(dir: string): void {
+    if (this.#contended.has(dir)) return;
+    if (this.#contended.size >= CONTENDED_SIZE) {
+      this.#contended.delete(this.#contended.values().next().value!);
+    }
+    this.#contended.add(dir);
+  }
+
+  /** Reject with the caller's reason, or the backend's if it is closing. */
+  #throwIfAborted(signal: AbortSignal): void {
+    signal.throwIfAborted();
+    this.#closing.signal.throwIfAborted();
+  }
+
   /**
    * Our entry and the one just before it (by create revision), retried while we wait.
    *
@@ -308,14 +383,14 @@ export class EtcdBackend implements LockBackend {
       (callOptions) =>
         this.#client.kv.range(
           {
-            ...this.#newestTwo(dir),
+            ...this.#dirKeys(dir).newestTwo,
             max_create_revision: revision,
             keys_only: true,
             serializable,
           },
           callOptions,
         ),
-      { session, signal, tries: Infinity },
+      { session, signal, closable: true, tries: Infinity },
     );
   }
 
@@ -333,6 +408,7 @@ export class EtcdBackend implements LockBackend {
       seenRevision,
       session,
       signal,
+      closing: this.#closing.signal,
       recheckMs: this.#options.recheckMs,
       callOptions: () => this.#deadline(),
     });
@@ -422,7 +498,7 @@ export class EtcdBackend implements LockBackend {
     try {
       const response = await this.#call(
         'release',
-        (callOptions) => this.#client.kv.deleteRange({ key: this.#raw(entry.name) }, callOptions),
+        (callOptions) => this.#client.kv.deleteRange({ key: entry.raw }, callOptions),
         { signal: options.signal, session: entry.session },
       );
       deleted = Number(response.deleted);
@@ -537,7 +613,10 @@ export class EtcdBackend implements LockBackend {
   }
 
   async #close(): Promise<void> {
-    this.#closing.abort(new LockClosedError('etcd backend'));
+    const reason = new LockClosedError('etcd backend');
+    this.#closing.abort(reason);
+    for (const reject of this.#onClose) reject(reason);
+    this.#onClose.clear();
     for (const holding of this.#holdings.values()) this.#finish(holding);
     // Bounded: cancelling a watcher waits for etcd's answer, which may never come.
     if (this.#anchor) {
@@ -592,14 +671,41 @@ export class EtcdBackend implements LockBackend {
     for (const holding of [...this.#holdings.values()]) {
       if (holding.entry.session !== session || holding.done) continue;
       this.#finish(holding);
-      // Not a LockLostError: the core then reports `unreachable` under the caller's own key.
-      holding.lost.abort(session.signal.reason);
     }
   }
 
   #newEntry(session: EtcdSession, dir: string, token: string): Entry {
     const slot = session.reserveSlot(dir);
-    return { dir, name: this.#keys.entry(dir, session.leaseId, slot), slot, token, session };
+    const name = this.#keys.entry(dir, session.leaseId, slot);
+    const keys = this.#dirKeys(dir);
+    let last = keys.lastEntry;
+    if (last?.name !== name) keys.lastEntry = last = { name, raw: this.#raw(name) };
+    return { dir, name, raw: last.raw, slot, token, session };
+  }
+
+  /** The cached keys of `dir` (bounded: the oldest directory makes room). */
+  #dirKeys(dir: string): DirKeys {
+    const known = this.#dirs.get(dir);
+    if (known) return known;
+    if (this.#dirs.size >= DIR_CACHE_SIZE) this.#dirs.delete(this.#dirs.keys().next().value!);
+    const raw = this.#raw(dir);
+    const end = prefixEnd(raw);
+    const keys: DirKeys = {
+      raw,
+      isEmpty: { key: raw, range_end: end, target: 'Create', result: 'Equal', create_revision: 0 },
+      oldest: { key: raw, range_end: end, limit: 1, sort_target: 'Create', sort_order: 'Ascend' },
+      newestTwo: {
+        key: raw,
+        range_end: end,
+        limit: 2,
+        sort_target: 'Create',
+        sort_order: 'Descend',
+        keys_only: true,
+      },
+      lastEntry: undefined,
+    };
+    this.#dirs.set(dir, keys);
+    return keys;
   }
 
   #hold(entry: Entry, revision: string, startedAt: number, ttlMs: number): Granted {
@@ -610,13 +716,20 @@ export class EtcdBackend implements LockBackend {
       timer: undefined,
       reaping: undefined,
       done: false,
-      lost: new AbortController(),
     };
     // A second holding under the same token (a caller reusing tokens) keeps its own reaper.
     this.#holdings.set(refOf(entry.dir, entry.token), holding);
     this.#armReaper(holding);
-    if (entry.session.lost) this.#sessionEnded(entry.session);
-    return { acquired: true, fence: BigInt(revision), startedAt, lost: holding.lost.signal };
+    const { session } = entry;
+    // One signal per session, shared by its holdings (the core stops listening when a lease
+    // settles). Not a LockLostError: the core then reports `unreachable` under the caller's key.
+    let lost = session.lostSignal;
+    if (session.lost) {
+      this.#sessionEnded(session);
+      // Closed rather than lost: `lostSignal` stays quiet, but this holding is gone already.
+      if (!lost.aborted) lost = AbortSignal.abort(session.signal.reason);
+    }
+    return { acquired: true, fence: BigInt(revision), startedAt, lost };
   }
 
   #armReaper(holding: Holding): void {
@@ -650,7 +763,7 @@ export class EtcdBackend implements LockBackend {
    */
   async #removeEntry(entry: Entry, revision: string): Promise<void> {
     const { session } = entry;
-    const name = this.#raw(entry.name);
+    const name = entry.raw;
     const remove = (callOptions: CallOptions) =>
       this.#client.kv.txn(
         {
@@ -691,7 +804,7 @@ export class EtcdBackend implements LockBackend {
       await inFlight?.catch(() => undefined);
       const { kvs } = await this.#call(
         'dequeue',
-        (callOptions) => this.#client.kv.range({ key: this.#raw(entry.name) }, callOptions),
+        (callOptions) => this.#client.kv.range({ key: entry.raw }, callOptions),
         { session: entry.session },
       );
       const kv = kvs[0];
@@ -713,24 +826,43 @@ export class EtcdBackend implements LockBackend {
     call: (callOptions: CallOptions) => Promise<T>,
     options: {
       signal?: AbortSignal | undefined;
+      /**
+       * A signal read only once the first attempt failed: that attempt is bounded by its gRPC
+       * deadline, and a result that races an abort is the caller's to undo.
+       */
+      lazySignal?: { readonly signal: AbortSignal };
+      /** Reject at once when the backend closes (a queued acquire). */
+      closable?: boolean;
       session?: EtcdSession;
       tries?: number;
-      /** Receives the request still in flight when the signal aborted the wait for it. */
+      /** Receives the request still in flight when an abort or close ended the wait for it. */
       inFlight?: (late: Promise<T>) => void;
     } = {},
   ): Promise<T> {
     const tries = options.tries ?? this.#options.retryTries;
-    const { signal } = options;
+    const closable = options.closable === true;
+    let signal = options.signal;
     for (let attempt = 1; ; attempt += 1) {
       signal?.throwIfAborted();
+      if (closable) this.#throwIfClosed();
       const pending = call(this.#deadline());
       try {
-        return await (signal ? raceAbort(pending, signal) : pending);
+        return await (closable
+          ? this.#raceClose(pending, signal)
+          : signal
+            ? raceAbort(pending, signal)
+            : pending);
       } catch (error) {
-        if (signal?.aborted) {
+        signal ??= options.lazySignal?.signal;
+        const aborted = signal?.aborted
+          ? signal
+          : closable && this.#closing.signal.aborted
+            ? this.#closing.signal
+            : undefined;
+        if (aborted) {
           pending.catch(() => undefined);
           options.inFlight?.(pending);
-          throw signal.reason;
+          throw aborted.reason;
         }
         if (isLeaseGone(error) && options.session) {
           const lost = new BackendUnavailableError('etcd session lease is gone', { cause: error });
@@ -740,12 +872,39 @@ export class EtcdBackend implements LockBackend {
         const lockError = toLockError(error, what);
         if (!lockError.retryable || attempt >= tries || options.session?.lost) throw lockError;
         if (this.#closing.signal.aborted) throw new LockClosedError('etcd backend');
+        const delay = Math.min(MAX_RETRY_DELAY_MS, this.#options.retryDelayMs * 2 ** (attempt - 1));
+        // Rare (a failing etcd): a linked signal is fine here.
         await sleep(
-          Math.min(MAX_RETRY_DELAY_MS, this.#options.retryDelayMs * 2 ** (attempt - 1)),
-          signal,
+          delay,
+          closable
+            ? signal
+              ? AbortSignal.any([signal, this.#closing.signal])
+              : this.#closing.signal
+            : signal,
         );
       }
     }
+  }
+
+  /** `pending`, or a rejection as soon as `signal` aborts or the backend closes. */
+  #raceClose<T>(pending: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(signal!.reason as unknown);
+      this.#onClose.add(reject);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      pending.then(
+        (value) => {
+          this.#onClose.delete(reject);
+          signal?.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#onClose.delete(reject);
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   #deadline(): CallOptions {
@@ -763,47 +922,21 @@ export class EtcdBackend implements LockBackend {
 
   /** Range request for the holder's entry (lowest create revision) and the queue length. */
   #oldest(dir: string): IRangeRequest {
-    const key = this.#raw(dir);
-    return {
-      key,
-      range_end: prefixEnd(key),
-      limit: 1,
-      sort_target: 'Create',
-      sort_order: 'Ascend',
-    };
-  }
-
-  /** Range request for the two newest entries (highest create revisions). */
-  #newestTwo(dir: string): IRangeRequest {
-    const key = this.#raw(dir);
-    return {
-      key,
-      range_end: prefixEnd(key),
-      limit: 2,
-      sort_target: 'Create',
-      sort_order: 'Descend',
-    };
+    return this.#dirKeys(dir).oldest;
   }
 
   /**
    * A txn compare that holds when the lock's directory has no entries: a compare over a whole
    * range holds when it holds for every key in it, and an empty range compares as revision 0.
    */
-  #isEmpty(dir: string) {
-    const key = this.#raw(dir);
-    return {
-      key,
-      range_end: prefixEnd(key),
-      target: 'Create' as const,
-      result: 'Equal' as const,
-      create_revision: 0,
-    };
+  #isEmpty(dir: string): DirKeys['isEmpty'] {
+    return this.#dirKeys(dir).isEmpty;
   }
 
   #putEntry(entry: Entry) {
     return {
       request_put: {
-        key: this.#raw(entry.name),
+        key: entry.raw,
         value: Buffer.from(entry.token),
         lease: entry.session.leaseId,
       },

@@ -16,6 +16,8 @@ export interface PredecessorWait {
   readonly seenRevision: bigint;
   readonly session: EtcdSession;
   readonly signal: AbortSignal;
+  /** The backend's close: rejects the wait with its reason. */
+  readonly closing: AbortSignal;
   /** Re-check by range about this often even without an event (jittered: ½ to 1½ times). */
   readonly recheckMs: number;
   /** gRPC options (a deadline) for the one read this may make. */
@@ -24,8 +26,8 @@ export interface PredecessorWait {
 
 /**
  * Resolve once the predecessor's entry may be gone: `true` on its delete event (it is gone),
- * `false` on a watch error or the periodic re-check (it may be). Rejects on abort or session
- * loss.
+ * `false` on a watch error or the periodic re-check (it may be). Rejects on abort, session loss
+ * or the backend's close.
  *
  * The watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a watch
  * that starts in the past from its "unsynced" set, which it catches up only every 100 ms, so every
@@ -33,7 +35,7 @@ export interface PredecessorWait {
  * (`seenRevision`) and the watch's creation, one read checks the predecessor is still there.
  */
 export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
-  const { client, predecessor, session, signal } = wait;
+  const { client, predecessor, session, signal, closing } = wait;
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
     const watcher = client
@@ -46,12 +48,14 @@ export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
+      closing.removeEventListener('abort', onClose);
       session.signal.removeEventListener('abort', onSessionLost);
       watcher.cancel().catch(() => undefined);
       if (error === undefined) resolve(deleted);
       else reject(error);
     };
     const onAbort = () => finish(signal.reason);
+    const onClose = () => finish(closing.reason);
     const onSessionLost = () => finish(session.signal.reason);
     // Any delete of this name means our predecessor's entry is gone (a reused name is only
     // written again after its previous entry was deleted).
@@ -75,8 +79,10 @@ export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
     const timer = setTimeout(() => finish(), wait.recheckMs / 2 + Math.random() * wait.recheckMs);
     timer.unref?.();
     signal.addEventListener('abort', onAbort, { once: true });
+    closing.addEventListener('abort', onClose, { once: true });
     session.signal.addEventListener('abort', onSessionLost, { once: true });
     if (signal.aborted) onAbort();
+    else if (closing.aborted) onClose();
     else if (session.lost) onSessionLost();
   });
 }

@@ -35,6 +35,8 @@ export class EtcdSession {
   readonly #client: Etcd3;
   readonly #options: ResolvedEtcdOptions;
   readonly #controller = new AbortController();
+  /** Aborted only by a loss, not by `close()`: see {@link EtcdSession.lostSignal}. */
+  readonly #lost = new AbortController();
   readonly #intervalMs: number;
   #lastOkSentAt: number;
   #stream: KeepAliveStream | undefined;
@@ -60,6 +62,8 @@ export class EtcdSession {
     this.#lastOkSentAt = grantSentAt;
     // Every waiter listens for the session's loss: many at once is expected, not a leak.
     setMaxListeners(0, this.#controller.signal);
+    // Every lock held under the session listens for its loss (through the core).
+    setMaxListeners(0, this.#lost.signal);
     this.#intervalMs = Math.max(1, Math.floor(options.sessionTtlMs / 3));
     this.#interval = setInterval(() => this.#keepAlive(), this.#intervalMs);
     this.#interval.unref?.();
@@ -85,6 +89,15 @@ export class EtcdSession {
   /** Aborted (with a `BackendUnavailableError` reason) when the session is lost or closed. */
   get signal(): AbortSignal {
     return this.#controller.signal;
+  }
+
+  /**
+   * Aborted (with the same reason as {@link EtcdSession.signal}, just after it) when the session
+   * is lost, but not when it is closed: the `lost` signal every lock held under this session
+   * shares. Closing the backend ends its holdings first, so they are not reported lost.
+   */
+  get lostSignal(): AbortSignal {
+    return this.#lost.signal;
   }
 
   get lost(): boolean {
@@ -124,6 +137,8 @@ export class EtcdSession {
   markLost(error: Error): void {
     if (this.lost) return;
     this.#controller.abort(error);
+    // After `signal`: the backend's listener there marks the holdings done before anyone hears.
+    this.#lost.abort(error);
     this.#stop();
     this.#emit({ type: 'lost', leaseId: this.leaseId, error });
     this.#revoke().catch(() => undefined);

@@ -20,26 +20,3 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     );
   });
 }
-
-/** A signal aborted by either input (cheaper than `AbortSignal.any`, and disposable). */
-export function linkSignals(
-  a: AbortSignal,
-  b: AbortSignal,
-): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onA = () => controller.abort(a.reason);
-  const onB = () => controller.abort(b.reason);
-  if (a.aborted) onA();
-  else if (b.aborted) onB();
-  else {
-    a.addEventListener('abort', onA, { once: true });
-    b.addEventListener('abort', onB, { once: true });
-  }
-  return {
-    signal: controller.signal,
-    dispose() {
-      a.removeEventListener('abort', onA);
-      b.removeEventListener('abort', onB);
-    },
-  };
-}
