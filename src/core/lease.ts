@@ -124,13 +124,14 @@ export class Lease implements AsyncDisposable {
       this.#context.driftFactor,
     );
     this.#armExpiry();
-    emitSafely(this.#context.onEvent, {
-      type: 'extended',
-      key: this.key,
-      backend: this.#context.backend.name,
-      token: this.token,
-      expiresAt: this.#expiresAt,
-    });
+    if (this.#context.onEvent)
+      emitSafely(this.#context.onEvent, {
+        type: 'extended',
+        key: this.key,
+        backend: this.#context.backend.name,
+        token: this.token,
+        expiresAt: this.#expiresAt,
+      });
   }
 
   /**
@@ -143,14 +144,15 @@ export class Lease implements AsyncDisposable {
     const outcome = await this.#context.backend.release(this.#ref());
     const firstRelease = !this.#settled;
     this.#settle();
-    emitSafely(this.#context.onEvent, {
-      type: 'released',
-      key: this.key,
-      backend: this.#context.backend.name,
-      token: this.token,
-      outcome,
-      ...(firstRelease ? { heldMs: Date.now() - this.#acquiredAt } : {}),
-    });
+    if (this.#context.onEvent)
+      emitSafely(this.#context.onEvent, {
+        type: 'released',
+        key: this.key,
+        backend: this.#context.backend.name,
+        token: this.token,
+        outcome,
+        ...(firstRelease ? { heldMs: Date.now() - this.#acquiredAt } : {}),
+      });
     return outcome;
   }
 
@@ -166,13 +168,14 @@ export class Lease implements AsyncDisposable {
     this.#lostError = error;
     this.#controller?.abort(error);
     this.#settle();
-    emitSafely(this.#context.onEvent, {
-      type: 'lost',
-      key: this.key,
-      backend: this.#context.backend.name,
-      token: this.token,
-      error,
-    });
+    if (this.#context.onEvent)
+      emitSafely(this.#context.onEvent, {
+        type: 'lost',
+        key: this.key,
+        backend: this.#context.backend.name,
+        token: this.token,
+        error,
+      });
   }
 
   #ref(): LeaseRef {

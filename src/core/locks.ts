@@ -120,6 +120,8 @@ export class LockManager {
   readonly #driftFactor: number;
   readonly #held = new Set<Lease>();
   readonly #closing = new AbortController();
+  /** Same as `#closing.signal.aborted`, read on every call (a plain field is much cheaper). */
+  #closed = false;
 
   constructor(options: LockManagerOptions) {
     // Every waiting acquire listens on this signal; many concurrent waiters are normal, not a leak.
@@ -321,7 +323,8 @@ export class LockManager {
    * holds (best effort), and close the backend's own connections. Idempotent.
    */
   async close(): Promise<void> {
-    if (this.#closing.signal.aborted) return;
+    if (this.#closed) return;
+    this.#closed = true;
     this.#closing.abort(new LockClosedError());
     await Promise.allSettled([...this.#held].map((lease) => lease.release()));
     await this.#backend.close();
@@ -517,6 +520,7 @@ export class LockManager {
   }
 
   #emitAcquired(lease: Lease, waitedMs: number, attempts: number): void {
+    if (!this.#onEvent) return; // no event object to build for nobody
     emitSafely(this.#onEvent, {
       type: 'acquired',
       key: lease.key,
@@ -534,6 +538,7 @@ export class LockManager {
     outcome: 'acquired' | 'timeout' | 'aborted' | 'error',
     attempts: number,
   ) {
+    if (!this.#onEvent) return;
     emitSafely(this.#onEvent, {
       type: 'waited',
       key,
@@ -545,7 +550,7 @@ export class LockManager {
   }
 
   #throwIfClosed(): void {
-    if (this.#closing.signal.aborted) throw new LockClosedError();
+    if (this.#closed) throw new LockClosedError();
   }
 }
 
