@@ -33,7 +33,7 @@ import { BackendUnavailableError, LockClosedError } from '../../core/errors.js';
 import { isLeaseGone, toLockError } from './errors.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
-import { predecessorGone } from './predecessor.js';
+import { predecessorGone, PredecessorWatchers } from './predecessor.js';
 import { EtcdSession } from './session.js';
 import { raceAbort } from './signals.js';
 
@@ -94,6 +94,8 @@ interface DirKeys {
 /** How many lock directories keep their {@link DirKeys}, and how many keys are known contended. */
 const DIR_CACHE_SIZE = 256;
 const CONTENDED_SIZE = 1024;
+/** How many predecessor watchers are kept for reuse (one per lock this process waits on, often). */
+const WATCHERS_KEPT = 8;
 
 /** The longest pause between retries of a call that must eventually go through. */
 const MAX_RETRY_DELAY_MS = 2_000;
@@ -136,12 +138,14 @@ export class EtcdBackend implements LockBackend {
   #closed: Promise<void> | undefined;
   #session: Promise<EtcdSession> | undefined;
   #anchor: Watcher | undefined;
+  readonly #watchers: PredecessorWatchers;
 
   constructor(client: Etcd3, ownsClient: boolean, options: ResolvedEtcdOptions) {
     this.#client = client;
     this.#ownsClient = ownsClient;
     this.#options = options;
     this.#keys = new KeyLayout(options.namespace);
+    this.#watchers = new PredecessorWatchers(client, WATCHERS_KEPT, options.recheckMs);
     // Every pending acquire listens for close(): many at once is expected, not a leak.
     setMaxListeners(0, this.#closing.signal);
   }
@@ -403,6 +407,7 @@ export class EtcdBackend implements LockBackend {
     this.#anchorWatchStream();
     return predecessorGone({
       client: this.#client,
+      watchers: this.#watchers,
       predecessor,
       name: this.#name(predecessor.key),
       seenRevision,
@@ -619,12 +624,13 @@ export class EtcdBackend implements LockBackend {
     this.#onClose.clear();
     for (const holding of this.#holdings.values()) this.#finish(holding);
     // Bounded: cancelling a watcher waits for etcd's answer, which may never come.
-    if (this.#anchor) {
-      await Promise.race([
-        this.#anchor.cancel().catch(() => undefined),
-        sleep(this.#options.operationTimeoutMs),
-      ]);
-    }
+    const bound = new AbortController();
+    await Promise.race([
+      Promise.all([this.#watchers.close(), this.#anchor?.cancel().catch(() => undefined)]),
+      sleep(this.#options.operationTimeoutMs, bound.signal).catch(() => undefined),
+    ]);
+    bound.abort(); // no timer left to keep the process alive
+
     const session = await this.#session?.catch(() => undefined);
     // Revoking the session deletes every entry of this backend: its locks and queue places.
     await session?.close().catch(() => undefined);

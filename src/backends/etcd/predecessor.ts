@@ -1,13 +1,136 @@
 /**
  * Waiting in the queue: a waiter watches only the entry just before its own (no thundering herd)
  * and wakes when that entry is deleted.
+ *
+ * Watchers are kept per entry name for a while and reused: in steady FIFO contention a waiter's
+ * predecessor has the same name every round (entry slots are reused per session), and creating
+ * and cancelling a watcher per wait costs two messages on the watch stream plus, almost always,
+ * a read (see {@link predecessorGone}).
  */
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { EtcdSession } from './session.js';
+
+/** One watcher of an entry name, shared by successive waits on that name. */
+class NameWatch {
+  readonly name: string;
+  readonly watcher: Watcher;
+  /** Whether {@link PredecessorWatchers} keeps it after its waits end. */
+  readonly cached: boolean;
+  /** The store revision at which the watch started: it sees every later event. */
+  connectedAt: bigint | undefined;
+  /** The revision of the newest delete event seen (0 when none). */
+  lastDelete = 0n;
+  /** Disconnected or failed: events may have been missed; never reused. */
+  broken = false;
+  /** Called on every change of the fields above. */
+  readonly waiters = new Set<() => void>();
+  idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(client: Etcd3, name: string, cached: boolean) {
+    this.name = name;
+    this.cached = cached;
+    // etcd3's `only('delete')` filters out puts (its `ignore` is an alias of `only`).
+    this.watcher = client.watch().key(name).only('delete').watcher();
+    this.watcher.on('connected', (response: { header: { revision: string } }) => {
+      this.connectedAt ??= BigInt(response.header.revision);
+      this.#changed();
+    });
+    this.watcher.on('delete', (kv: IKeyValue) => {
+      const revision = BigInt(kv.mod_revision);
+      if (revision > this.lastDelete) this.lastDelete = revision;
+      this.#changed();
+    });
+    // A reconnect resumes from the last revision seen, but late (etcd's unsynced watchers catch
+    // up every 100 ms): waiters re-check by range instead, and the watcher is dropped.
+    const broken = () => {
+      this.broken = true;
+      this.#changed();
+    };
+    this.watcher.on('error', broken);
+    this.watcher.on('disconnected', broken);
+  }
+
+  #changed(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+
+  cancel(): Promise<void> {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    return this.watcher.cancel().catch(() => undefined);
+  }
+}
+
+/**
+ * A small cache of watchers by entry name: at most `capacity` kept, each cancelled after
+ * `idleMs` without a wait, all on `close()`.
+ */
+export class PredecessorWatchers {
+  readonly #client: Etcd3;
+  readonly #capacity: number;
+  readonly #idleMs: number;
+  readonly #byName = new Map<string, NameWatch>();
+  #closed = false;
+
+  constructor(client: Etcd3, capacity: number, idleMs: number) {
+    this.#client = client;
+    this.#capacity = capacity;
+    this.#idleMs = idleMs;
+  }
+
+  /** A live watcher of `name`: a cached one, else a new one (cached if there is room). */
+  take(name: string): NameWatch {
+    const known = this.#byName.get(name);
+    if (known && !known.broken) {
+      clearTimeout(known.idleTimer);
+      known.idleTimer = undefined;
+      return known;
+    }
+    if (known) this.#drop(known);
+    let room = !this.#closed && this.#byName.size < this.#capacity;
+    if (!room && !this.#closed) {
+      for (const idle of this.#byName.values()) {
+        if (idle.waiters.size > 0) continue;
+        this.#drop(idle);
+        room = true;
+        break;
+      }
+    }
+    const watch = new NameWatch(this.#client, name, room);
+    if (room) this.#byName.set(name, watch);
+    return watch;
+  }
+
+  /** A wait on `watch` ended: keep it for the next one a while, unless it cannot serve it. */
+  give(watch: NameWatch): void {
+    if (watch.waiters.size > 0) return;
+    if (!watch.cached || watch.broken || this.#closed) {
+      this.#drop(watch);
+      return;
+    }
+    clearTimeout(watch.idleTimer);
+    watch.idleTimer = setTimeout(() => this.#drop(watch), this.#idleMs);
+    watch.idleTimer.unref?.();
+  }
+
+  /** Cancel every watcher (resolves once etcd answered, or never: bound the wait). */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#byName.values()];
+    this.#byName.clear();
+    await Promise.all(all.map((watch) => watch.cancel()));
+  }
+
+  #drop(watch: NameWatch): void {
+    if (this.#byName.get(watch.name) === watch) this.#byName.delete(watch.name);
+    watch.cancel().catch(() => undefined);
+  }
+}
 
 /** What {@link predecessorGone} needs. */
 export interface PredecessorWait {
   readonly client: Etcd3;
+  readonly watchers: PredecessorWatchers;
   /** The predecessor's entry as we read it (raw key, create revision). */
   readonly predecessor: IKeyValue;
   /** Its key without the client's namespace, for the watch builder (which adds it). */
@@ -25,24 +148,26 @@ export interface PredecessorWait {
 }
 
 /**
- * Resolve once the predecessor's entry may be gone: `true` on its delete event (it is gone),
- * `false` on a watch error or the periodic re-check (it may be). Rejects on abort, session loss
- * or the backend's close.
+ * Resolve once the predecessor's entry may be gone: `true` on a delete of its name after our read
+ * (it is gone), `false` on a watch error or the periodic re-check (it may be). Rejects on abort,
+ * session loss or the backend's close.
  *
- * The watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a watch
- * that starts in the past from its "unsynced" set, which it catches up only every 100 ms, so every
- * handoff would wait up to 100 ms. Instead, if anything was written between our read
- * (`seenRevision`) and the watch's creation, one read checks the predecessor is still there.
+ * A delete of the name at a revision above `seenRevision` means our predecessor is gone: the entry
+ * existed at `seenRevision`, and a reused name is only written again after its entry was deleted.
+ * Older deletes (a reused watcher saw them) are of earlier entries under that name.
+ *
+ * A new watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a
+ * watch that starts in the past from its "unsynced" set, which it catches up only every 100 ms,
+ * so every handoff would wait up to 100 ms. Instead, if anything was written between our read and
+ * the watch's start, one read checks the predecessor is still there. A reused watcher that
+ * started at or before our read saw every later event, so it needs no read.
  */
 export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
-  const { client, predecessor, session, signal, closing } = wait;
+  const { client, predecessor, session, signal, closing, seenRevision } = wait;
   return new Promise<boolean>((resolve, reject) => {
     let settled = false;
-    const watcher = client
-      .watch()
-      .key(wait.name)
-      .only('delete') // etcd3's `only('delete')` filters out puts (its `ignore` is an alias of `only`)
-      .watcher();
+    let checking = false;
+    const watch = wait.watchers.take(wait.name);
     const finish = (error?: unknown, deleted = false) => {
       if (settled) return;
       settled = true;
@@ -50,18 +175,21 @@ export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
       signal.removeEventListener('abort', onAbort);
       closing.removeEventListener('abort', onClose);
       session.signal.removeEventListener('abort', onSessionLost);
-      watcher.cancel().catch(() => undefined);
+      watch.waiters.delete(update);
+      wait.watchers.give(watch);
       if (error === undefined) resolve(deleted);
       else reject(error);
     };
     const onAbort = () => finish(signal.reason);
     const onClose = () => finish(closing.reason);
     const onSessionLost = () => finish(session.signal.reason);
-    // Any delete of this name means our predecessor's entry is gone (a reused name is only
-    // written again after its previous entry was deleted).
-    watcher.on('delete', () => finish(undefined, true));
-    watcher.once('connected', (response: { header: { revision: string } }) => {
-      if (settled || BigInt(response.header.revision) <= wait.seenRevision) return;
+    const update = () => {
+      if (settled) return;
+      if (watch.lastDelete > seenRevision) return finish(undefined, true);
+      // Cannot tell what was missed: re-check by range.
+      if (watch.broken) return finish();
+      if (watch.connectedAt === undefined || watch.connectedAt <= seenRevision || checking) return;
+      checking = true;
       client.kv.range({ key: predecessor.key, keys_only: true }, wait.callOptions()).then(
         (check) => {
           // Entry names are reused: the same name with a newer create revision is a new entry
@@ -72,17 +200,16 @@ export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
         },
         () => finish(), // cannot tell: re-check by range
       );
-    });
-    // A broken watch resolves into a re-check by range; the watcher's own errors never throw.
-    watcher.on('error', () => finish());
-    watcher.on('disconnected', () => finish());
+    };
     const timer = setTimeout(() => finish(), wait.recheckMs / 2 + Math.random() * wait.recheckMs);
     timer.unref?.();
+    watch.waiters.add(update);
     signal.addEventListener('abort', onAbort, { once: true });
     closing.addEventListener('abort', onClose, { once: true });
     session.signal.addEventListener('abort', onSessionLost, { once: true });
     if (signal.aborted) onAbort();
     else if (closing.aborted) onClose();
     else if (session.lost) onSessionLost();
+    else update();
   });
 }
