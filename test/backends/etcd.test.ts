@@ -3,7 +3,7 @@
  * own behaviour (options, the queue, one write per acquire and per release, session loss).
  */
 import { fileURLToPath } from 'node:url';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type Watcher } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBackend } from '../../src/backends/etcd/index.js';
 import {
@@ -236,6 +236,141 @@ describe('etcd backend behaviour', () => {
       lone.members[0]!.process.kill('SIGCONT');
       await locks.close();
       await lone.stop();
+    }
+  }, 30_000);
+});
+
+/** A client whose watchers (the backend's idle anchor first) are recorded as they are created. */
+function recordingClient(): { client: Etcd3; watchers: Watcher[] } {
+  const client = new Etcd3({ hosts: server.endpoints.map((e) => `http://${e}`) });
+  const watchers: Watcher[] = [];
+  const watch = client.watch.bind(client);
+  client.watch = () => {
+    const builder = watch();
+    const create = builder.watcher.bind(builder);
+    builder.watcher = () => {
+      const watcher = create();
+      watchers.push(watcher);
+      return watcher;
+    };
+    return builder;
+  };
+  return { client, watchers };
+}
+
+/** Whether `promise` is still pending after `ms`. */
+async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return !settled;
+}
+
+describe('etcd backend predecessor watchers', () => {
+  it('hands off in FIFO order over many rounds, reusing one watcher per predecessor', async () => {
+    const key = freshKey('fifo-rounds');
+    const clients = [1, 2, 3].map(() => recordingClient());
+    const managers = clients.map(({ client }) =>
+      createLocks({ backend: etcdBackend({ client, recheckMs: 60_000 }) }),
+    );
+    const order: number[] = [];
+    let holders = 0;
+    let overlaps = 0;
+    try {
+      await Promise.all(
+        managers.map(async (locks, id) => {
+          for (let round = 0; round < 15; round += 1) {
+            const lease = await locks.acquire(key, { waitMs: 10_000 });
+            holders += 1;
+            if (holders > 1) overlaps += 1;
+            order.push(id);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            holders -= 1;
+            await lease.release();
+          }
+        }),
+      );
+      expect(overlaps).toBe(0);
+      expect(order).toHaveLength(45);
+      // Everyone re-queues while the next two still wait: a fixed rotation once all have queued.
+      for (let i = 3; i < order.length - 2; i += 1) expect(order[i]).toBe(order[i - 3]);
+      // Each waiter always waits on the same predecessor: a handful of watchers, not one a round.
+      for (const { watchers } of clients) expect(watchers.length).toBeLessThanOrEqual(4);
+    } finally {
+      await Promise.all(managers.map((locks) => locks.close()));
+      for (const { client } of clients) client.close();
+    }
+  }, 30_000);
+
+  it('follows a changed predecessor, and a reused watcher ignores the older deletes it saw', async () => {
+    const key = freshKey('predecessor-changes');
+    const clients = [1, 2, 3].map(() => recordingClient());
+    const [a, b, c] = clients.map(({ client }) =>
+      createLocks({ backend: etcdBackend({ client, recheckMs: 60_000 }) }),
+    );
+    try {
+      const held = await a!.acquire(key);
+      const leaving = new AbortController();
+      const bWaits = b!.acquire(key, { signal: leaving.signal });
+      bWaits.catch(() => undefined);
+      await waitUntil('b queued', async () => (await a!.inspect(key))?.waiters === 1);
+      const cWaits = c!.acquire(key);
+      await waitUntil('c queued', async () => (await a!.inspect(key))?.waiters === 2);
+      // B leaves: C's predecessor is now A, which still holds.
+      leaving.abort(new Error('left'));
+      await expect(bWaits).rejects.toThrow('left');
+      await waitUntil('b gone', async () => (await a!.inspect(key))?.waiters === 1);
+      expect(await pendingAfter(cWaits, 300)).toBe(true);
+      await held.release();
+      const cLease = await cWaits;
+      expect(cLease.fence).toBeGreaterThan(held.fence);
+
+      // B queues behind C and gets it; then C queues behind B, waiting on B's entry name again:
+      // its cached watcher saw B's earlier delete (the abort), which must not count now.
+      const bAgain = b!.acquire(key);
+      await waitUntil('b queued again', async () => (await a!.inspect(key))?.waiters === 1);
+      await cLease.release();
+      const bLease = await bAgain;
+      const watchersBefore = clients[2]!.watchers.length;
+      const cAgain = c!.acquire(key);
+      await waitUntil('c queued again', async () => (await a!.inspect(key))?.waiters === 1);
+      expect(await pendingAfter(cAgain, 300)).toBe(true);
+      await bLease.release();
+      const cLease2 = await cAgain;
+      expect(cLease2.fence).toBeGreaterThan(bLease.fence);
+      expect(clients[2]!.watchers.length).toBe(watchersBefore); // reused, not created anew
+      await cLease2.release();
+    } finally {
+      await Promise.all([a, b, c].map((locks) => locks!.close()));
+      for (const { client } of clients) client.close();
+    }
+  }, 30_000);
+
+  it('re-checks by range when a watcher breaks, and waits on a fresh one', async () => {
+    const key = freshKey('watcher-breaks');
+    const waiter = recordingClient();
+    const a = createLocks({ backend: etcdBackend({ url: server.url }) });
+    const c = createLocks({ backend: etcdBackend({ client: waiter.client, recheckMs: 60_000 }) });
+    try {
+      const held = await a.acquire(key);
+      const waits = c.acquire(key, { waitMs: 20_000 });
+      await waitUntil('queued', async () => (await a.inspect(key))?.waiters === 1);
+      await waitUntil('watching', () => waiter.watchers.length === 2); // the anchor, then ours
+      waiter.watchers[1]!.emit('disconnected', new Error('injected'));
+      // The re-check finds the holder still there and watches it again, on a new watcher.
+      await waitUntil('watching again', () => waiter.watchers.length === 3);
+      expect(await pendingAfter(waits, 200)).toBe(true);
+      const releasedAt = Date.now();
+      await held.release();
+      const lease = await waits;
+      expect(Date.now() - releasedAt).toBeLessThan(5_000); // an event, not the 60 s re-check
+      await lease.release();
+    } finally {
+      await Promise.all([a.close(), c.close()]);
+      waiter.client.close();
     }
   }, 30_000);
 });
