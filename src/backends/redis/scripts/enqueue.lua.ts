@@ -23,6 +23,18 @@ if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'N
   return {1, fence}
 end
 local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  -- Held by someone else: join the tail. The hot path of a contended lock, written out here so
+  -- that it does not pay for defining the shared helpers below (what \`enqueue\` does).
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local entry_ttl = tonumber(ARGV[4])
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], entry_ttl * 2)
+  redis.call('PEXPIRE', KEYS[4], entry_ttl * 2)
+  return {0, redis.call('PTTL', KEYS[1]), now}
+end
 ${COMMON_LUA}
 -- A BLPOP sent right behind this script (ARGV[5] == '1') must not block on a direct grant.
 local function granted(fence, now)
