@@ -6,6 +6,7 @@ import type { Contender } from './contenders/contender.js';
 import { redisBackend } from '../src/backends/redis/index.js';
 import { distlockVariants } from './contenders/distlock.js';
 import { closeRedis, connectRedis } from './contenders/redis-connection.js';
+import { fifoHandoffFloor } from './contenders/redis-fifo-floor.js';
 import { handRolled, pingPairs } from './contenders/redis-floors.js';
 import { redisSemaphore, redlock } from './contenders/redis-peers.js';
 import type { BenchOptions } from './options.js';
@@ -76,7 +77,11 @@ export async function benchRedis(
   };
   show(uncontendedTable(partial));
 
-  const lockRows = contenders.filter((c) => c.excludes);
+  // The FIFO handoff floor only makes sense under contention: B2 alone.
+  const lockRows = [
+    ...contenders.filter((c) => c.excludes),
+    fifoHandoffFloor(port, { ttlMs: TTL_MS }),
+  ];
   log(
     `redis B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
       `in ${options.contendedRounds} interleaved round(s)`,
