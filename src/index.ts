@@ -55,6 +55,7 @@ export type {
   LockBackend,
   LockInfo,
   OperationOptions,
+  QueuedAcquireOptions,
   ReleaseOutcome,
   Unwatch,
 } from './core/backend.js';

@@ -37,16 +37,22 @@ export interface Deadline {
   readonly expired: boolean;
   /** Whether `signal` is (or, once read, would be) aborted, without creating it. */
   readonly aborted: boolean;
+  /**
+   * Call `listener` with the reason when the deadline ends (at once if it has), without building
+   * `signal`: a controller per wait is a measurable share of a contended acquire. Returns a
+   * function that removes the listener.
+   */
+  subscribe(listener: (reason: unknown) => void): () => void;
   /** Remove the timer and the listeners on the parents. Always call it, in `finally`. */
   dispose(): void;
 }
 
 /**
- * One controller for a whole wait, following any number of parent signals (the caller's, the
+ * One deadline for a whole wait, following any number of parent signals (the caller's, the
  * manager's close) — cheaper than `AbortSignal.any`, which matters on every contended acquire.
- * The controller, its timer and the parent listeners are only created when `signal` is first
- * read, already aborted if a parent was or the time is up: a queued backend reads it only once it
- * has to wait, so an acquire granted by its first request pays for none of them.
+ * The timer and the parent listeners are only set up when `signal` is first read or a listener
+ * subscribes, and the controller only when `signal` is read: a queued backend does neither
+ * until it has to wait, so an acquire granted by its first request pays for none of them.
  */
 export function deadline(
   ms: number,
@@ -56,14 +62,21 @@ export function deadline(
   return new LazyDeadline(ms, parents, timeoutReason);
 }
 
+const NOTHING_TO_REMOVE = (): void => undefined;
+
 class LazyDeadline implements Deadline {
   readonly #ms: number;
   readonly #parents: ReadonlyArray<AbortSignal | undefined>;
   readonly #timeoutReason: () => unknown;
   readonly #startedAt = Date.now();
   #controller: AbortController | undefined;
+  #armed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #listening: AbortSignal[] | undefined;
+  #onParentAbort: ((event: Event) => void) | undefined;
+  #listeners: Array<(reason: unknown) => void> | undefined;
+  #ended = false;
+  #reason: unknown;
   #expired = false;
   #disposed = false;
 
@@ -78,7 +91,13 @@ class LazyDeadline implements Deadline {
   }
 
   get signal(): AbortSignal {
-    return (this.#controller ?? this.#start()).signal;
+    if (!this.#controller) {
+      const controller = new AbortController();
+      this.#controller = controller;
+      this.#arm();
+      if (this.#ended) controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
   }
 
   get expired(): boolean {
@@ -86,48 +105,71 @@ class LazyDeadline implements Deadline {
   }
 
   get aborted(): boolean {
-    if (this.#controller) return this.#controller.signal.aborted;
+    if (this.#armed) return this.#ended;
     for (const parent of this.#parents) if (parent?.aborted) return true;
     return Date.now() - this.#startedAt >= this.#ms;
+  }
+
+  subscribe(listener: (reason: unknown) => void): () => void {
+    this.#arm();
+    if (this.#ended) {
+      listener(this.#reason);
+      return NOTHING_TO_REMOVE;
+    }
+    const listeners = (this.#listeners ??= []);
+    listeners.push(listener);
+    return () => {
+      const index = listeners.indexOf(listener);
+      if (index >= 0) listeners.splice(index, 1);
+    };
   }
 
   dispose(): void {
     this.#disposed = true;
     if (this.#timer) clearTimeout(this.#timer);
+    this.#listeners = undefined;
     if (!this.#listening) return;
     for (const parent of this.#listening) parent.removeEventListener('abort', this.#onParentAbort!);
   }
 
-  #onParentAbort: ((event: Event) => void) | undefined;
+  #end(reason: unknown): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    if (listeners) for (const listener of listeners) listener(reason);
+  }
 
   #expire(): void {
     this.#expired = true;
-    this.#controller?.abort(this.#timeoutReason());
+    this.#end(this.#timeoutReason());
   }
 
-  #start(): AbortController {
-    const controller = new AbortController();
-    this.#controller = controller;
+  /** Start the timer and listen to the parents (once), or end at once if that is due. */
+  #arm(): void {
+    if (this.#armed) return;
+    this.#armed = true;
     for (const parent of this.#parents) {
-      if (!parent) continue;
-      if (parent.aborted) {
-        controller.abort(parent.reason);
-        return controller;
+      if (parent?.aborted) {
+        this.#end(parent.reason);
+        return;
       }
     }
-    // Read after dispose (nothing should): an inert signal, no timer or listener left behind.
-    if (this.#disposed) return controller;
+    // Armed after dispose (nothing should): stays pending, with no timer or listener behind.
+    if (this.#disposed) return;
     const remainingMs = this.#ms - (Date.now() - this.#startedAt);
     if (Number.isFinite(this.#ms)) {
       if (remainingMs <= 0) {
         this.#expire();
-        return controller;
+        return;
       }
       this.#timer = setTimeout(() => this.#expire(), remainingMs);
     }
     this.#listening = [];
     const onParentAbort = (event: Event): void => {
-      controller.abort((event.target as AbortSignal).reason);
+      this.#end((event.target as AbortSignal).reason);
     };
     this.#onParentAbort = onParentAbort;
     for (const parent of this.#parents) {
@@ -135,6 +177,5 @@ class LazyDeadline implements Deadline {
       parent.addEventListener('abort', onParentAbort, { once: true });
       this.#listening.push(parent);
     }
-    return controller;
   }
 }

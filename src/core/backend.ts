@@ -40,6 +40,18 @@ export interface OperationOptions {
   readonly signal?: AbortSignal;
 }
 
+/** Options of a queued {@link LockBackend.acquire}. */
+export interface QueuedAcquireOptions extends OperationOptions {
+  readonly signal: AbortSignal;
+  /**
+   * When present, a cheaper way to learn of the abort than listening on `signal`: calls
+   * `listener` with the reason once the wait ends (deadline, the caller's abort, close), at once
+   * if it already has, and returns a function that removes the listener. The core passes it and
+   * builds `signal` (a controller) only if the backend reads it.
+   */
+  readonly onAbort?: (listener: (reason: unknown) => void) => () => void;
+}
+
 /** Outcome of an acquire attempt. */
 export type AcquireResult =
   | {
@@ -120,7 +132,7 @@ export interface LockBackend {
    */
   acquire?(
     request: AcquireRequest,
-    options: OperationOptions & { readonly signal: AbortSignal },
+    options: QueuedAcquireOptions,
   ): Promise<AcquireResult & { readonly acquired: true }>;
 
   /** Reset the lease's TTL to `ttlMs` from now, only if `lease.token` still holds the key. */

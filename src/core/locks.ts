@@ -439,6 +439,7 @@ export class LockManager {
       get signal(): AbortSignal {
         return wait.signal;
       },
+      onAbort: (listener: (reason: unknown) => void) => wait.subscribe(listener),
     };
     let attempts = 0;
     for (;;) {

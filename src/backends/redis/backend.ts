@@ -11,6 +11,7 @@ import type {
   LockBackend,
   LockInfo,
   OperationOptions,
+  QueuedAcquireOptions,
   ReleaseOutcome,
 } from '../../core/backend.js';
 import type { Cluster } from 'ioredis';
@@ -111,10 +112,7 @@ export class RedisBackend implements LockBackend {
     return remaining >= 0 ? { acquired: false, retryAfterMs: remaining } : { acquired: false };
   }
 
-  acquire(
-    request: AcquireRequest,
-    options: OperationOptions & { readonly signal: AbortSignal },
-  ): Promise<Granted> {
+  acquire(request: AcquireRequest, options: QueuedAcquireOptions): Promise<Granted> {
     // Not an async function: one promise fewer between the reply and the caller.
     try {
       this.#throwIfClosed();

@@ -34,7 +34,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { AcquireRequest } from '../../core/backend.js';
+import type { AcquireRequest, QueuedAcquireOptions } from '../../core/backend.js';
 import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 import { notifyKey, type LockKeys } from './keys.js';
@@ -100,15 +100,15 @@ function jittered(ms: number, spread = 0.5): number {
  * Take the lock if it is free, else wait in its queue until granted; rejects with
  * `signal.reason` after leaving the queue (and releasing a grant that raced the abort).
  *
- * `options.signal` is first read once the lock was not granted at once: the core builds its
- * deadline signal (a controller and a timer) only when read, and checks for an abort that raced
- * a direct grant itself (its deadline knows without building the signal).
+ * The abort is first listened to once the lock was not granted at once, through
+ * `options.onAbort` when the core passes it: the core builds its deadline's signal (a
+ * controller) only if read, and checks for an abort that raced a direct grant itself.
  */
 export async function acquireInQueue(
   context: QueueContext,
   keys: LockKeys,
   request: AcquireRequest,
-  options: { readonly signal: AbortSignal },
+  options: QueuedAcquireOptions,
 ): Promise<Granted> {
   const line = new Line(context, keys, request);
   const contended = context.contended;
@@ -128,20 +128,19 @@ export async function acquireInQueue(
     if (reply[0] === 1) return { acquired: true, fence: BigInt(reply[1]), startedAt: sentAt };
     start = { reply: stepReply(reply, sentAt) };
   }
-  const signal = options.signal;
   if (start.reply.code === 1) contended.delete(keys.lock);
   else {
     if (contended.size >= MAX_CONTENDED_KEYS) contended.clear();
     contended.add(keys.lock);
   }
-  if (start.reply.code === 1 && !signal.aborted) {
+  // A grant that raced an abort: the core checks its own deadline after every grant (and gives
+  // the lock back), so with `onAbort` there is nothing to ask; any other caller gets the check.
+  if (start.reply.code === 1 && (options.onAbort || !options.signal.aborted)) {
     if (start.connection) releaseWhenPopped(context, start.connection, start.pop);
     return { acquired: true, fence: BigInt(start.reply.value), startedAt: start.reply.sentAt };
   }
   const wakeups = new Wakeups();
-  const onAbort = () => wakeups.abort(signal.reason);
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
+  const stopListening = listenForAbort(options, (reason) => wakeups.abort(reason));
   const waiting = waitInLine(line, start, wakeups);
   context.waits.set(
     wakeups,
@@ -152,8 +151,24 @@ export async function acquireInQueue(
     return await waiting;
   } finally {
     context.waits.delete(wakeups);
-    signal.removeEventListener('abort', onAbort);
+    stopListening();
   }
+}
+
+/** Call `onAbort` when the wait is to end: through `options.onAbort` if given, else the signal. */
+function listenForAbort(
+  options: QueuedAcquireOptions,
+  onAbort: (reason: unknown) => void,
+): () => void {
+  if (options.onAbort) return options.onAbort(onAbort);
+  const signal = options.signal;
+  const listener = () => onAbort(signal.reason);
+  if (signal.aborted) {
+    listener();
+    return () => undefined;
+  }
+  signal.addEventListener('abort', listener, { once: true });
+  return () => signal.removeEventListener('abort', listener);
 }
 
 /** Keys remembered as contended (their last acquire here queued) before the memory is reset. */
