@@ -11,6 +11,7 @@ import {
   InvalidArgumentError,
   LockClosedError,
   LockLostError,
+  LockTimeoutError,
 } from '../../src/core/errors.js';
 import { createLocks } from '../../src/core/locks.js';
 import { runConformanceSuite } from '../../src/testing/index.js';
@@ -193,6 +194,40 @@ describe('etcd backend behaviour', () => {
       await Promise.all([a, b, c].map((m) => m!.close()));
     }
   });
+
+  it('ends a queued acquire whose enqueue txn keeps failing at the wait deadline (free and contended keys)', async () => {
+    const lone = await startEtcd(1);
+    const backend = etcdBackend({ url: lone.url, operationTimeoutMs: 1_000, retryDelayMs: 50 });
+    const locks = createLocks({ backend, ttlMs: 60_000 });
+    const other = createLocks({ backend: etcdBackend({ url: lone.url }) });
+    try {
+      await (await locks.acquire('free')).release();
+      // Make `contended` known as contended here: its next acquire sends the full enqueue txn.
+      const held = await other.acquire('contended');
+      const queued = locks.acquire('contended');
+      await waitUntil('queued', async () => (await other.inspect('contended'))?.waiters === 1);
+      await held.release();
+      await (await queued).release();
+
+      lone.members[0]!.process.kill('SIGSTOP');
+      const startedAt = Date.now();
+      const outcomes = await Promise.all(
+        ['free', 'contended'].map((key) =>
+          locks.acquire(key, { waitMs: 1_500 }).then(
+            () => 'acquired',
+            (error: unknown) => error,
+          ),
+        ),
+      );
+      for (const outcome of outcomes) expect(outcome).toBeInstanceOf(LockTimeoutError);
+      // The deadline, then taking back an entry whose put may have gone through (bounded).
+      expect(Date.now() - startedAt).toBeLessThan(9_000);
+    } finally {
+      lone.members[0]!.process.kill('SIGCONT');
+      await Promise.all([locks.close(), other.close()]);
+      await lone.stop();
+    }
+  }, 30_000);
 
   it('signals every lease of a session lost at its local deadline when keep-alives stop', async () => {
     const lone = await startEtcd(1);

@@ -22,7 +22,10 @@ export function isTransientEtcdError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error instanceof LockError) return error.retryable;
   if (isRecoverableError(error)) return true;
-  // cockatiel's open circuit (every host marked failed), grpc-js connection failures.
+  // cockatiel's open circuit (every host marked failed), grpc-js connection failures. cockatiel's
+  // errors keep the name `Error`: match their class names too.
+  const kind = error.constructor.name;
+  if (kind === 'BrokenCircuitError' || kind === 'TaskCancelledError') return true;
   if (error.name === 'BrokenCircuitError' || error.name === 'TaskCancelledError') return true;
   if (error.constructor.name === 'ClientRuntimeError') return true;
   const message = error.message.toLowerCase();
