@@ -33,7 +33,7 @@
  * there (its TTL restarts), so that poll's own send time is used.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Command, type Redis } from 'ioredis';
 import type { AcquireRequest, QueuedAcquireOptions } from '../../core/backend.js';
 import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
@@ -196,37 +196,25 @@ async function startBlocking(line: Line): Promise<Start | undefined> {
     context.pool.give(connection, connection.status !== 'end');
     return undefined;
   }
-  const script = context.scripts.enqueue;
   const sentAt = Date.now();
   socket.cork();
   let enqueued: Promise<unknown>;
   let pop: Promise<PopOutcome>;
   try {
-    enqueued = connection.evalsha(
-      script.sha,
+    enqueued = send(connection as Redis, 'evalsha', [
+      context.scripts.enqueue.sha,
       line.scriptKeys.length,
       ...line.scriptKeys,
       ...line.args,
       '1',
-    );
+    ]);
     pop = blockingPop(connection, line.notify);
   } finally {
     socket.uncork();
   }
-  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const reply = (await Promise.race([
-      enqueued,
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error('no answer in time')), context.commandTimeoutMs);
-        timer.unref?.();
-      }),
-    ])) as [number, string | number, number?];
-    return {
-      reply: { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt },
-      connection,
-      pop,
-    };
+    const reply = (await withTimeout(enqueued, context.commandTimeoutMs)) as RawReply;
+    return { reply: stepReply(reply, sentAt), connection, pop };
   } catch (error) {
     // Wake the BLPOP (nothing was queued if the script did not run), then go the plain way.
     enqueued.catch(() => undefined);
@@ -234,13 +222,47 @@ async function startBlocking(line: Line): Promise<Start | undefined> {
     releaseWhenPopped(context, connection, pop);
     if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return undefined;
     throw toLockError(error, 'acquire');
-  } finally {
-    clearTimeout(timer);
   }
 }
 
+/** `promise`, or a rejection once `ms` pass without an answer. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no answer in time')), ms);
+    timer.unref?.();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error as Error);
+      },
+    );
+  });
+}
+
+/**
+ * Send one command on a standalone connection as a bare `Command`: a waiter's hot path, without
+ * ioredis's per-method wrapper (argument flattening, callback support).
+ */
+function send(connection: Redis, name: string, args: (string | number)[]): Promise<unknown> {
+  const command = new Command(name, args, {
+    keyPrefix: connection.options.keyPrefix,
+    replyEncoding: 'utf8',
+  });
+  void connection.sendCommand(command);
+  return command.promise;
+}
+
 function blockingPop(connection: RedisClient, notify: string): Promise<PopOutcome> {
-  return connection.blpop(notify, BLPOP_TIMEOUT_S).then(
+  const popped = connection.isCluster
+    ? connection.blpop(notify, BLPOP_TIMEOUT_S)
+    : (send(connection as Redis, 'blpop', [notify, BLPOP_TIMEOUT_S]) as Promise<
+        [string, string] | null
+      >);
+  return popped.then(
     (value): PopOutcome => ({ kind: 'reply', value }),
     (): PopOutcome => ({ kind: 'error' }),
   );
