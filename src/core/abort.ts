@@ -43,6 +43,8 @@ export interface Deadline {
    * function that removes the listener.
    */
   subscribe(listener: (reason: unknown) => void): () => void;
+  /** End the deadline now with `reason` (as a parent's abort would); no-op once ended. */
+  end(reason: unknown): void;
   /** Remove the timer and the listeners on the parents. Always call it, in `finally`. */
   dispose(): void;
 }
@@ -105,7 +107,7 @@ class LazyDeadline implements Deadline {
   }
 
   get aborted(): boolean {
-    if (this.#armed) return this.#ended;
+    if (this.#armed || this.#ended) return this.#ended;
     for (const parent of this.#parents) if (parent?.aborted) return true;
     return Date.now() - this.#startedAt >= this.#ms;
   }
@@ -132,6 +134,10 @@ class LazyDeadline implements Deadline {
     for (const parent of this.#listening) parent.removeEventListener('abort', this.#onParentAbort!);
   }
 
+  end(reason: unknown): void {
+    this.#end(reason);
+  }
+
   #end(reason: unknown): void {
     if (this.#ended) return;
     this.#ended = true;
@@ -143,6 +149,7 @@ class LazyDeadline implements Deadline {
   }
 
   #expire(): void {
+    if (this.#ended) return;
     this.#expired = true;
     this.#end(this.#timeoutReason());
   }
@@ -151,6 +158,7 @@ class LazyDeadline implements Deadline {
   #arm(): void {
     if (this.#armed) return;
     this.#armed = true;
+    if (this.#ended) return; // ended by end() before anything was armed
     for (const parent of this.#parents) {
       if (parent?.aborted) {
         this.#end(parent.reason);

@@ -122,6 +122,8 @@ export class LockManager {
   readonly #closing = new AbortController();
   /** Same as `#closing.signal.aborted`, read on every call (a plain field is much cheaper). */
   #closed = false;
+  /** Waits in progress, ended by `close()`. */
+  readonly #waits = new Set<Deadline>();
 
   constructor(options: LockManagerOptions) {
     // Every waiting acquire listens on this signal; many concurrent waiters are normal, not a leak.
@@ -187,9 +189,12 @@ export class LockManager {
       if (waitMs === 0 || this.#retry.tries === 1) throw new LockTimeoutError(key, 0);
     }
 
-    const wait = deadline(waitMs, [signal, this.#closing.signal], () => {
+    const wait = deadline(waitMs, [signal], () => {
       return new LockTimeoutError(key, Date.now() - startedAt);
     });
+    // Ended by close() through this set rather than as a listener on a shared signal: adding and
+    // removing an EventTarget listener per acquire costs more than the rest of the bookkeeping.
+    this.#waits.add(wait);
     let attempts = 1;
     try {
       const lease = backend.acquire
@@ -203,12 +208,13 @@ export class LockManager {
       const waitedMs = Date.now() - startedAt;
       const outcome = wait.expired
         ? 'timeout'
-        : signal?.aborted || this.#closing.signal.aborted
+        : signal?.aborted || this.#closed
           ? 'aborted'
           : 'error';
       this.#emitWaited(key, waitedMs, outcome, attempts);
       throw error;
     } finally {
+      this.#waits.delete(wait);
       wait.dispose();
     }
   }
@@ -325,7 +331,9 @@ export class LockManager {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    this.#closing.abort(new LockClosedError());
+    const reason = new LockClosedError();
+    this.#closing.abort(reason);
+    for (const wait of this.#waits) wait.end(reason);
     await Promise.allSettled([...this.#held].map((lease) => lease.release()));
     await this.#backend.close();
   }

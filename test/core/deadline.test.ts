@@ -71,4 +71,25 @@ describe('deadline', () => {
     await vi.advanceTimersByTimeAsync(2_000);
     expect(seen).toEqual([]);
   });
+
+  it('can be ended directly, before or after anything was armed', async () => {
+    const early = deadline(100, [], timeout);
+    early.end('closed');
+    expect(early.aborted).toBe(true);
+    const seen: unknown[] = [];
+    early.subscribe((reason) => seen.push(reason));
+    expect(seen).toEqual(['closed']);
+    expect(early.signal.reason).toBe('closed');
+    await vi.advanceTimersByTimeAsync(200);
+    expect(early.expired).toBe(false);
+    expect(vi.getTimerCount()).toBe(0);
+
+    const armed = deadline(100, [], timeout);
+    armed.subscribe((reason) => seen.push(reason));
+    armed.end('closed later');
+    expect(seen).toEqual(['closed', 'closed later']);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(armed.expired).toBe(false);
+    armed.dispose();
+  });
 });
