@@ -38,7 +38,7 @@ import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
 import { predecessorGone, PredecessorWatchers } from './predecessor.js';
 import { EtcdSession } from './session.js';
-import { raceAbort } from './signals.js';
+import { pause, raceAbort } from './signals.js';
 
 /** The per-call options we pass to `etcd3` (a gRPC deadline). */
 interface CallOptions {
@@ -882,15 +882,7 @@ export class EtcdBackend implements LockBackend {
         if (!lockError.retryable || attempt >= tries || options.session?.lost) throw lockError;
         if (this.#closing.signal.aborted) throw new LockClosedError('etcd backend');
         const delay = Math.min(MAX_RETRY_DELAY_MS, this.#options.retryDelayMs * 2 ** (attempt - 1));
-        // Rare (a failing etcd): a linked signal is fine here.
-        await sleep(
-          delay,
-          closable
-            ? signal
-              ? AbortSignal.any([signal, this.#closing.signal])
-              : this.#closing.signal
-            : signal,
-        );
+        await pause(delay, [signal, closable ? this.#closing.signal : undefined]);
       }
     }
   }

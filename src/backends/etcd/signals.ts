@@ -20,3 +20,35 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<
     );
   });
 }
+
+/**
+ * Resolve after `ms`, or reject with the reason of the first of `signals` to abort (without
+ * `AbortSignal.any`, which Node 20.0 to 20.2 lack). The timer goes as soon as a signal aborts.
+ */
+export function pause(ms: number, signals: ReadonlyArray<AbortSignal | undefined>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const listening: AbortSignal[] = [];
+    const done = () => {
+      clearTimeout(timer);
+      for (const signal of listening) signal.removeEventListener('abort', onAbort);
+    };
+    const onAbort = (event: Event) => {
+      done();
+      reject((event.target as AbortSignal).reason as unknown);
+    };
+    const timer = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    for (const signal of signals) {
+      if (!signal) continue;
+      if (signal.aborted) {
+        done();
+        reject(signal.reason as unknown);
+        return;
+      }
+      signal.addEventListener('abort', onAbort, { once: true });
+      listening.push(signal);
+    }
+  });
+}
