@@ -2,6 +2,11 @@
  * `npm run bench`: distlock against its peers and the floors on Redis (issue 4) and etcd
  * (issue 5), on servers this process spawns on free loopback ports and always kills again.
  *
+ * It runs as JavaScript compiled by `tsc` (`tsconfig.bench.json` → `.bench-build/`), as users run
+ * the library and as the peers ship: under `tsx`, every closure distlock creates also went through
+ * esbuild's `__name` helper (an `Object.defineProperty` per closure), which only the TypeScript
+ * rows paid for.
+ *
  * @example
  * ```sh
  * npm run bench                         # everything, about 2.5 minutes

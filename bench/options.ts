@@ -1,4 +1,4 @@
-/** Command-line options of `npm run bench` (`tsx bench/main.ts`). */
+/** Command-line options of `npm run bench` (the bench compiled by `tsc -p tsconfig.bench.json`). */
 import { parseArgs } from 'node:util';
 
 /** What to run and for how long. */
