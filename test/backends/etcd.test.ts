@@ -276,9 +276,10 @@ describe('etcd backend behaviour', () => {
 });
 
 /** A client whose watchers (the backend's idle anchor first) are recorded as they are created. */
-function recordingClient(): { client: Etcd3; watchers: Watcher[] } {
+function recordingClient(): { client: Etcd3; watchers: Watcher[]; ended: Set<Watcher> } {
   const client = new Etcd3({ hosts: server.endpoints.map((e) => `http://${e}`) });
   const watchers: Watcher[] = [];
+  const ended = new Set<Watcher>(); // cancelled, as etcd confirmed
   const watch = client.watch.bind(client);
   client.watch = () => {
     const builder = watch();
@@ -286,11 +287,12 @@ function recordingClient(): { client: Etcd3; watchers: Watcher[] } {
     builder.watcher = () => {
       const watcher = create();
       watchers.push(watcher);
+      watcher.once('end', () => ended.add(watcher));
       return watcher;
     };
     return builder;
   };
-  return { client, watchers };
+  return { client, watchers, ended };
 }
 
 /** Whether `promise` is still pending after `ms`. */
@@ -334,6 +336,9 @@ describe('etcd backend predecessor watchers', () => {
       for (let i = 3; i < order.length - 2; i += 1) expect(order[i]).toBe(order[i - 3]);
       // Each waiter always waits on the same predecessor: a handful of watchers, not one a round.
       for (const { watchers } of clients) expect(watchers.length).toBeLessThanOrEqual(4);
+      // Closing cancels the watchers kept for reuse (and the anchor).
+      await Promise.all(managers.map((locks) => locks.close()));
+      for (const { watchers, ended } of clients) expect(ended.size).toBe(watchers.length);
     } finally {
       await Promise.all(managers.map((locks) => locks.close()));
       for (const { client } of clients) client.close();
