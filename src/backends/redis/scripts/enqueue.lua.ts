@@ -7,14 +7,17 @@ import { COMMON_LUA } from './common.lua.js';
  *
  * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
  * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms, 5 optional `1`: a `BLPOP` of the
- * notify list follows on the same connection, so a direct grant pushes a wake marker for it.
+ * notify list follows on the same connection, so a direct grant pushes a wake marker for it (sent
+ * when the key was contended last time, so the caller expects to queue).
  * Returns `{1, fence}` when acquired (the server time may follow), `{0, pttlMs, serverNowMs}`
  * when queued.
  */
 export const ENQUEUE_LUA = `
 -- The uncontended path first, before the shared helpers are even defined: nobody queued and
--- the lock free (SET NX), in as few calls as possible.
-if redis.call('EXISTS', KEYS[3]) == 0 and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+-- the lock free (SET NX), in as few calls as possible. Skipped when the caller expects to queue
+-- (ARGV[5]: the key was contended last time); a free lock is still granted further down.
+if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0
+    and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local fence = redis.call('INCR', KEYS[2])
   if ARGV[5] == '1' then
     redis.call('RPUSH', KEYS[5], 'w')
@@ -29,10 +32,16 @@ if holder and holder ~= ARGV[1] then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local entry_ttl = tonumber(ARGV[4])
-  redis.call('RPUSH', KEYS[3], ARGV[3])
-  redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
-  redis.call('PEXPIRE', KEYS[3], entry_ttl * 2)
-  redis.call('PEXPIRE', KEYS[4], entry_ttl * 2)
+  -- A queue that already existed keeps the TTL its live waiters' heartbeats refresh (see the
+  -- poll script); only a new one needs one here. (If every waiter in it is dead, it may expire
+  -- before our first heartbeat, which then finds our entry gone and joins again.)
+  if redis.call('RPUSH', KEYS[3], ARGV[3]) == 1 then
+    redis.call('PEXPIRE', KEYS[3], entry_ttl * 2)
+    redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
+    redis.call('PEXPIRE', KEYS[4], entry_ttl * 2)
+  else
+    redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
+  end
   return {0, redis.call('PTTL', KEYS[1]), now}
 end
 ${COMMON_LUA}
