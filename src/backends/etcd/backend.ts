@@ -29,6 +29,7 @@ import type {
   LockBackend,
   LockInfo,
   OperationOptions,
+  QueuedAcquireOptions,
   ReleaseOutcome,
   Unwatch,
 } from '../../core/backend.js';
@@ -210,12 +211,10 @@ export class EtcdBackend implements LockBackend {
     }
   }
 
-  async acquire(
-    request: AcquireRequest,
-    options: OperationOptions & { readonly signal: AbortSignal },
-  ): Promise<Granted> {
+  async acquire(request: AcquireRequest, options: QueuedAcquireOptions): Promise<Granted> {
     // `options.signal` is not read on the uncontended path: the core's is built on first read
-    // (a controller and a timer). A grant that races an abort is given back by the core.
+    // (a controller and a timer); `onAbort` tells of an abort meanwhile. A grant that races an
+    // abort is given back by the core.
     for (let sessionAttempt = 1; ; sessionAttempt += 1) {
       this.#throwIfClosed();
       if (sessionAttempt > 1) options.signal.throwIfAborted();
@@ -239,7 +238,7 @@ export class EtcdBackend implements LockBackend {
   async #enqueueAndWait(
     request: AcquireRequest,
     session: EtcdSession,
-    options: { readonly signal: AbortSignal },
+    options: QueuedAcquireOptions,
   ): Promise<Granted> {
     const dir = this.#keys.lockDir(request.key);
     const keys = this.#dirKeys(dir);
@@ -836,10 +835,12 @@ export class EtcdBackend implements LockBackend {
     options: {
       signal?: AbortSignal | undefined;
       /**
-       * A signal read only once the first attempt failed: that attempt is bounded by its gRPC
-       * deadline, and a result that races an abort is the caller's to undo.
+       * A signal read only once the first attempt failed: a result that races an abort is the
+       * caller's to undo. Its end is still noticed at once through `onAbort` if the caller has it
+       * (the core does: no controller is built for that), else when the attempt answers (bounded
+       * by its gRPC deadline).
        */
-      lazySignal?: { readonly signal: AbortSignal };
+      lazySignal?: QueuedAcquireOptions;
       /** Reject at once when the backend closes (a queued acquire). */
       closable?: boolean;
       session?: EtcdSession;
@@ -857,7 +858,7 @@ export class EtcdBackend implements LockBackend {
       const pending = call(this.#deadline());
       try {
         return await (closable
-          ? this.#raceClose(pending, signal)
+          ? this.#raceClose(pending, signal, signal ? undefined : options.lazySignal?.onAbort)
           : signal
             ? raceAbort(pending, signal)
             : pending);
@@ -887,21 +888,32 @@ export class EtcdBackend implements LockBackend {
     }
   }
 
-  /** `pending`, or a rejection as soon as `signal` aborts or the backend closes. */
-  #raceClose<T>(pending: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  /**
+   * `pending`, or a rejection as soon as `signal` aborts (or `subscribe` reports the wait's end)
+   * or the backend closes.
+   */
+  #raceClose<T>(
+    pending: Promise<T>,
+    signal: AbortSignal | undefined,
+    subscribe?: QueuedAcquireOptions['onAbort'],
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const onAbort = () => reject(signal!.reason as unknown);
       this.#onClose.add(reject);
       signal?.addEventListener('abort', onAbort, { once: true });
+      const unsubscribe = subscribe?.((reason) => reject(reason));
+      const settle = () => {
+        this.#onClose.delete(reject);
+        signal?.removeEventListener('abort', onAbort);
+        unsubscribe?.();
+      };
       pending.then(
         (value) => {
-          this.#onClose.delete(reject);
-          signal?.removeEventListener('abort', onAbort);
+          settle();
           resolve(value);
         },
         (error: unknown) => {
-          this.#onClose.delete(reject);
-          signal?.removeEventListener('abort', onAbort);
+          settle();
           reject(error);
         },
       );
