@@ -39,6 +39,7 @@ import { LockClosedError } from '../../core/errors.js';
 import { toLockError } from './errors.js';
 import { notifyKey, type LockKeys } from './keys.js';
 import type { BlockingPool } from './blocking-pool.js';
+import { Wakeups, type PopOutcome } from './wakeups.js';
 import type { LuaScript, RedisClient, RunOptions, ScriptRunner } from './script-runner.js';
 
 /** A granted acquire, as the backend contract wants it. */
@@ -80,9 +81,6 @@ interface StepReply {
   readonly serverNowMs: number;
   readonly sentAt: number;
 }
-
-type PopOutcome =
-  { readonly kind: 'reply'; readonly value: [string, string] | null } | { readonly kind: 'error' };
 
 /** This process's waiter ids: a random base and a counter, without `:` or `}` (see keys.ts). */
 const WAITER_ID_BASE = randomBytes(9).toString('base64url');
@@ -395,64 +393,5 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
   } finally {
     // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
     if (connection) releaseWhenPopped(context, connection, pop);
-  }
-}
-
-/**
- * What a queued wait waits for: its `BLPOP`'s outcome, the poll timer, or an abort (the caller's
- * signal or the backend's `close()`). One object per wait instead of an AbortController plus a
- * listener per loop turn: on a contended lock this runs for every acquisition.
- */
-export class Wakeups {
-  aborted = false;
-  reason: unknown = undefined;
-  #resolve: ((event: PopOutcome | 'poll' | 'abort') => void) | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  /** The pop listened to (each pop once), and its outcome if it came while nobody waited. */
-  #pop: Promise<PopOutcome> | undefined;
-  #popped: PopOutcome | undefined;
-  readonly #onTimer = (): void => this.#fire('poll');
-  readonly #onPop = (outcome: PopOutcome): void => {
-    if (this.#resolve) this.#fire(outcome);
-    else this.#popped = outcome; // the loop is busy (a poll step): the next turn reads it
-  };
-
-  /** End the wait with `reason` (the first reason wins). */
-  abort(reason: unknown): void {
-    if (this.aborted) return;
-    this.aborted = true;
-    this.reason = reason;
-    this.#fire('abort');
-  }
-
-  /** The next thing to act on: `pop`'s outcome, `'poll'` after `pollDelayMs`, or `'abort'`. */
-  next(
-    pop: Promise<PopOutcome> | undefined,
-    pollDelayMs: number,
-  ): Promise<PopOutcome | 'poll' | 'abort'> {
-    if (this.aborted) return Promise.resolve('abort');
-    if (pop !== this.#pop) {
-      this.#pop = pop;
-      this.#popped = undefined;
-      void pop?.then(this.#onPop);
-    } else if (this.#popped) {
-      const outcome = this.#popped;
-      this.#popped = undefined;
-      return Promise.resolve(outcome);
-    }
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#timer = setTimeout(this.#onTimer, pollDelayMs);
-      this.#timer.unref?.();
-    });
-  }
-
-  #fire(event: PopOutcome | 'poll' | 'abort'): void {
-    const resolve = this.#resolve;
-    if (!resolve) return;
-    this.#resolve = undefined;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    resolve(event);
   }
 }
