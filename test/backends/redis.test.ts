@@ -118,6 +118,19 @@ describe('redis backend faults and queue', () => {
     );
   }
 
+  it('many calls issued in one tick all go out (flushed in batches) and all succeed', async () => {
+    const locks = manager();
+    const keys = Array.from({ length: 203 }, (_, i) => freshKey(`burst-${i}`));
+    // All in one synchronous loop: one corked socket, flushed every few calls and at tick end.
+    const leases = await Promise.all(keys.map((key) => locks.acquire(key, { waitMs: 5_000 })));
+    expect(new Set(leases.map((lease) => lease.key)).size).toBe(keys.length);
+    const outcomes = await Promise.all(leases.map((lease) => lease.release()));
+    expect(outcomes.every((outcome) => outcome === 'released')).toBe(true);
+    const again = await Promise.all(keys.map((key) => locks.tryAcquire(key)));
+    expect(again.every((lease) => lease !== null)).toBe(true);
+    await Promise.all(again.map((lease) => lease!.release()));
+  });
+
   it('serves queued waiters in arrival order across clients, one handoff per release', async () => {
     const key = freshKey('fifo');
     const holder = manager();
