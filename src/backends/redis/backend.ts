@@ -116,7 +116,8 @@ export class RedisBackend implements LockBackend {
     // Not an async function: one promise fewer between the reply and the caller.
     try {
       this.#throwIfClosed();
-      return acquireInQueue(this.#queue, this.#keysOf(request.key).keys, request, options);
+      const { keys, list } = this.#keysOf(request.key);
+      return acquireInQueue(this.#queue, keys, list, request, options);
     } catch (error) {
       return Promise.reject(error as Error);
     }

@@ -105,10 +105,11 @@ function jittered(ms: number, spread = 0.5): number {
 export async function acquireInQueue(
   context: QueueContext,
   keys: LockKeys,
+  scriptKeys: readonly string[],
   request: AcquireRequest,
   options: QueuedAcquireOptions,
 ): Promise<Granted> {
-  const line = new Line(context, keys, request);
+  const line = new Line(context, keys, scriptKeys, request);
   const contended = context.contended;
   let start: Start;
   if (contended.has(keys.lock)) {
@@ -123,7 +124,8 @@ export async function acquireInQueue(
       line.args,
       line,
     )) as RawReply;
-    if (reply[0] === 1) return { acquired: true, fence: BigInt(reply[1]), startedAt: sentAt };
+    if (typeof reply !== 'object')
+      return { acquired: true, fence: BigInt(reply), startedAt: sentAt };
     start = { reply: stepReply(reply, sentAt) };
   }
   if (start.reply.code === 1) contended.delete(keys.lock);
@@ -279,22 +281,25 @@ function releaseWhenPopped(
 /** One queued request: its waiter id, its notify list and its scripts' KEYS and ARGV. */
 class Line implements RunOptions {
   readonly id: string;
-  readonly notify: string;
-  readonly scriptKeys: readonly string[];
   readonly args: readonly (string | number)[];
   readonly token: string;
 
   constructor(
     readonly context: QueueContext,
-    keys: LockKeys,
+    readonly keys: LockKeys,
+    /** The lock's KEYS, shared by all its calls (the backend caches them per lock). */
+    readonly scriptKeys: readonly string[],
     request: AcquireRequest,
   ) {
     const id = waiterId();
     this.id = id;
-    this.notify = notifyKey(keys, id);
-    this.scriptKeys = [keys.lock, keys.fence, keys.queue, keys.waiters, this.notify];
     this.args = [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs];
     this.token = request.token;
+  }
+
+  /** The list this waiter's `BLPOP` waits on: only built once it has to wait. */
+  get notify(): string {
+    return notifyKey(this.keys, this.id);
   }
 
   /** A step answered after its caller gave up (timeout): undo whatever it did (entries also
@@ -304,9 +309,11 @@ class Line implements RunOptions {
   }
 }
 
-type RawReply = [code: number, value: string | number, serverNowMs?: number];
+/** A script's reply: a bare fence (a direct grant on the uncontended path) or a tuple. */
+type RawReply = number | string | [code: number, value: string | number, serverNowMs?: number];
 
 function stepReply(reply: RawReply, sentAt: number): StepReply {
+  if (typeof reply !== 'object') return { code: 1, value: reply, serverNowMs: Number.NaN, sentAt };
   return { code: reply[0], value: reply[1], serverNowMs: reply[2] ?? Number.NaN, sentAt };
 }
 

@@ -5,12 +5,13 @@ import { COMMON_LUA } from './common.lua.js';
  * otherwise join the tail of the queue. A lock already held under this token (a grant to an
  * earlier attempt of the same request) is re-validated: its TTL restarts now.
  *
- * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
+ * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters (see `common.lua.ts`; the waiter's notify list is
+ * derived from the lock key and its id).
  * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms, 5 optional `1`: a `BLPOP` of the
  * notify list follows on the same connection, so a direct grant pushes a wake marker for it (sent
  * when the key was contended last time, so the caller expects to queue).
- * Returns `{1, fence}` when acquired (the server time may follow), `{0, pttlMs, serverNowMs}`
- * when queued.
+ * Returns the fence (an integer, the uncontended path: the cheapest reply to encode and parse)
+ * or `{1, fence, serverNowMs}` when acquired, `{0, pttlMs, serverNowMs}` when queued.
  */
 export const ENQUEUE_LUA = `
 -- The uncontended path first, before the shared helpers are even defined: nobody queued and
@@ -18,12 +19,7 @@ export const ENQUEUE_LUA = `
 -- (ARGV[5]: the key was contended last time); a free lock is still granted further down.
 if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0
     and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local fence = redis.call('INCR', KEYS[2])
-  if ARGV[5] == '1' then
-    redis.call('RPUSH', KEYS[5], 'w')
-    redis.call('PEXPIRE', KEYS[5], ARGV[4])
-  end
-  return {1, fence}
+  return redis.call('INCR', KEYS[2])
 end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then

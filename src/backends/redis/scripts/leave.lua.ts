@@ -5,7 +5,7 @@ import { COMMON_LUA } from './common.lua.js';
  * meanwhile, release it and hand it on, so that nothing is left held or queued. Wakes the
  * waiter's `BLPOP` so its connection can be reused.
  *
- * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
+ * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters (the waiter's notify list is derived from its id).
  * ARGV: 1 token, 2 waiter id, 3 wake marker TTL ms.
  * Returns 1 if a granted lock was released, else 0.
  */

@@ -6,7 +6,7 @@ import { COMMON_LUA } from './common.lua.js';
  * A grant whose notification was missed is re-validated here (the TTL restarts now), so the
  * waiter can date its lease from this request. Any grant wakes the waiter's `BLPOP`.
  *
- * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters, 5 this waiter's notify list.
+ * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters (the waiter's notify list is derived from its id).
  * ARGV: 1 token, 2 ttlMs, 3 waiter id, 4 queue entry TTL ms.
  * Returns `{1, fence, serverNowMs}` when this waiter holds the lock, `{0, pttlMs, serverNowMs}`
  * while it waits, `{-1, 0, serverNowMs}` when its entry is gone (it heartbeated too late): the
