@@ -2,6 +2,12 @@
  * A held lock. The lease keeps a local deadline computed from the time the acquire (or extend)
  * request was *sent*, less a drift margin, so `signal` fires before any other client can take the
  * lock — even when the store is unreachable.
+ *
+ * The deadline's timer is armed only once something can observe it firing: `signal` was read, or
+ * the manager has an `onEvent` handler (the `lost` event). Until then `lost` and every operation
+ * compare the clock with the deadline when asked, and the manager sweeps unobserved expired leases
+ * now and then (see `LockManager`). A timer per lease (set, unref, clear) was the largest single
+ * share of the core's cost on an uncontended acquire + release.
  */
 import type { LeaseRef, LockBackend, ReleaseOutcome } from './backend.js';
 import { LockLostError, type LockLostReason } from './errors.js';
@@ -58,6 +64,8 @@ export class Lease implements AsyncDisposable {
   readonly #acquiredAt = Date.now();
   #expiresAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** True once the expiry can be observed as it happens (signal read, or an event handler). */
+  #watched: boolean;
   #settled = false;
 
   /** @internal Leases are created by the lock manager. */
@@ -70,7 +78,8 @@ export class Lease implements AsyncDisposable {
     this.token = fields.token;
     this.fence = fields.fence;
     this.#expiresAt = fields.expiresAt;
-    this.#armExpiry();
+    this.#watched = context.onEvent !== undefined;
+    if (this.#watched) this.#armExpiry();
   }
 
   /** Local deadline (epoch ms): the lease counts as lost from then on unless extended first. */
@@ -82,13 +91,19 @@ export class Lease implements AsyncDisposable {
   get signal(): AbortSignal {
     if (!this.#controller) {
       this.#controller = new AbortController();
+      this.expireIfDue();
       if (this.#lostError) this.#controller.abort(this.#lostError);
+      else if (!this.#watched) {
+        this.#watched = true;
+        if (!this.#settled) this.#armExpiry();
+      }
     }
     return this.#controller.signal;
   }
 
   /** True once the lease has been lost (expired or taken), not when it was released. */
   get lost(): boolean {
+    this.expireIfDue();
     return this.#lostError !== undefined;
   }
 
@@ -123,7 +138,7 @@ export class Lease implements AsyncDisposable {
       ttlMs,
       this.#context.driftFactor,
     );
-    this.#armExpiry();
+    if (this.#watched) this.#armExpiry();
     if (this.#context.onEvent)
       emitSafely(this.#context.onEvent, {
         type: 'extended',
@@ -164,7 +179,7 @@ export class Lease implements AsyncDisposable {
   /** @internal Mark the lease lost (once): abort the signal and emit `lost`. */
   markLost(error: LockLostError): void {
     this.#disarmExpiry();
-    if (this.lost || this.#settled) return;
+    if (this.#lostError || this.#settled) return;
     this.#lostError = error;
     this.#controller?.abort(error);
     this.#settle();
@@ -182,7 +197,13 @@ export class Lease implements AsyncDisposable {
     return { key: this.#context.backendKey, token: this.token };
   }
 
+  /** @internal Mark the lease lost if its local deadline has passed (an unwatched lease). */
+  expireIfDue(now: number = Date.now()): void {
+    if (now >= this.#expiresAt && !this.#settled) this.#expire('expired');
+  }
+
   #throwIfLost(): void {
+    this.expireIfDue();
     if (this.#lostError) throw this.#lostError;
     if (this.#settled) throw new LockLostError(this.key, 'not-owner');
   }

@@ -119,6 +119,11 @@ export class LockManager {
   readonly #onEvent: LockEventHandler | undefined;
   readonly #driftFactor: number;
   readonly #held = new Set<Lease>();
+  /**
+   * Sweeps `#held` for leases past their local deadline that nobody watches (see `Lease`), so a
+   * lease never released is still forgotten. Runs while anything is held; unref'd.
+   */
+  #sweeper: ReturnType<typeof setInterval> | undefined;
   readonly #closing = new AbortController();
   /** Same as `#closing.signal.aborted`, read on every call (a plain field is much cheaper). */
   #closed = false;
@@ -334,6 +339,9 @@ export class LockManager {
     const reason = new LockClosedError();
     this.#closing.abort(reason);
     for (const wait of this.#waits) wait.end(reason);
+    this.#sweep(); // an expired lease has nothing left to release
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
     await Promise.allSettled([...this.#held].map((lease) => lease.release()));
     await this.#backend.close();
   }
@@ -512,6 +520,10 @@ export class LockManager {
       expiresAt,
     });
     this.#held.add(lease);
+    if (!this.#sweeper && !this.#closed) {
+      this.#sweeper = setInterval(() => this.#sweep(), SWEEP_EVERY_MS);
+      this.#sweeper.unref?.();
+    }
     if (lost) {
       const onLost = () =>
         lease.markLost(
@@ -558,10 +570,23 @@ export class LockManager {
     });
   }
 
+  /** Forget held leases past their local deadline; stop sweeping once nothing is held. */
+  #sweep(): void {
+    const now = Date.now();
+    for (const lease of this.#held) lease.expireIfDue(now);
+    if (this.#held.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
   #throwIfClosed(): void {
     if (this.#closed) throw new LockClosedError();
   }
 }
+
+/** How often held leases are checked for an unobserved expiry (memory hygiene only). */
+const SWEEP_EVERY_MS = 1_000;
 
 /**
  * Create a lock manager.

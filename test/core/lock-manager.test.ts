@@ -33,6 +33,31 @@ describe('local deadline', () => {
     expect(lease.signal.reason).toBeInstanceOf(LockLostError);
   });
 
+  it('a signal read before the deadline fires exactly at it (its timer is armed on first read)', async () => {
+    const locks = createLocks({ backend: memoryBackend(), ttlMs: 10_000 });
+    const lease = await locks.acquire('k');
+    await vi.advanceTimersByTimeAsync(5_000);
+    let firedAt: number | undefined;
+    lease.signal.addEventListener('abort', () => (firedAt = Date.now()));
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(firedAt).toBe(lease.expiresAt);
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+  });
+
+  it('an unwatched lease that expired is lost for extend, and close() does not release it', async () => {
+    const backend = memoryBackend();
+    const release = vi.spyOn(backend, 'release');
+    const locks = createLocks({ backend, ttlMs: 1_000 });
+    const expired = await locks.acquire('expired');
+    const kept = await locks.acquire('kept', { ttlMs: 60_000 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    await expect(expired.extend()).rejects.toBeInstanceOf(LockLostError);
+    await vi.advanceTimersByTimeAsync(2_000); // a sweep forgets it too
+    await locks.close();
+    expect(release.mock.calls.map(([ref]) => ref.key)).toEqual(['kept']);
+    expect(kept.lost).toBe(false);
+  });
+
   it('fires while the store is unreachable, before the store lets anyone else in', async () => {
     const store = new MemoryStore();
     const { backend, state } = faultable(memoryBackend({ store }));
