@@ -81,7 +81,6 @@ export class RedisBackend implements LockBackend {
       scripts: SCRIPTS,
       queueEntryTtlMs: this.#options.queueEntryTtlMs,
       pollIntervalMs: this.#options.pollIntervalMs,
-      commandTimeoutMs: this.#options.commandTimeoutMs,
       contended: new Set(),
       waits: new Map(),
       closing: () => this.#closed !== undefined,

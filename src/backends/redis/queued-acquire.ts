@@ -59,7 +59,6 @@ export interface QueueContext {
   };
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
-  readonly commandTimeoutMs: number;
   /** Lock keys whose last acquire in this backend had to queue. */
   readonly contended: Set<string>;
   /**
@@ -185,7 +184,7 @@ interface Start {
  * On a key that was contended, send the enqueue script and the `BLPOP` on one blocking
  * connection in one write: the waiter blocks at once, with one system call instead of two (the
  * script pushes a wake marker if it grants directly). Undefined when that is not possible (no
- * connection to spare, a cluster, not connected yet, or the script is not cached).
+ * connection to spare, a cluster, or not connected yet).
  */
 async function startBlocking(line: Line): Promise<Start | undefined> {
   const { context } = line;
@@ -201,46 +200,23 @@ async function startBlocking(line: Line): Promise<Start | undefined> {
   let enqueued: Promise<unknown>;
   let pop: Promise<PopOutcome>;
   try {
-    enqueued = send(connection as Redis, 'evalsha', [
-      context.scripts.enqueue.sha,
-      line.scriptKeys.length,
-      ...line.scriptKeys,
-      ...line.args,
-      '1',
-    ]);
+    // Through the runner, whose one sweeping interval bounds the wait for the answer.
+    enqueued = context.runner.run(context.scripts.enqueue, line.scriptKeys, line.blockedArgs, {
+      via: connection as Redis,
+    });
     pop = blockingPop(connection, line.notify);
   } finally {
     socket.uncork();
   }
   try {
-    const reply = (await withTimeout(enqueued, context.commandTimeoutMs)) as RawReply;
+    const reply = (await enqueued) as RawReply;
     return { reply: stepReply(reply, sentAt), connection, pop };
   } catch (error) {
-    // Wake the BLPOP (nothing was queued if the script did not run), then go the plain way.
-    enqueued.catch(() => undefined);
+    // Wake the BLPOP (nothing was queued if the script did not run), then fail typed.
     await leave(line).catch(() => undefined);
     releaseWhenPopped(context, connection, pop);
-    if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return undefined;
     throw toLockError(error, 'acquire');
   }
-}
-
-/** `promise`, or a rejection once `ms` pass without an answer. */
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no answer in time')), ms);
-    timer.unref?.();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error as Error);
-      },
-    );
-  });
 }
 
 /**
@@ -297,6 +273,11 @@ class Line implements RunOptions {
     this.token = request.token;
   }
 
+  /** The enqueue script's ARGV when a `BLPOP` follows it on the same connection. */
+  get blockedArgs(): readonly (string | number)[] {
+    return [...this.args, '1'];
+  }
+
   /** The list this waiter's `BLPOP` waits on: only built once it has to wait. */
   get notify(): string {
     return notifyKey(this.keys, this.id);
@@ -319,7 +300,7 @@ function stepReply(reply: RawReply, sentAt: number): StepReply {
 
 async function step(line: Line, script: LuaScript, blocked = false): Promise<StepReply> {
   const sentAt = Date.now();
-  const args = blocked ? [...line.args, '1'] : line.args;
+  const args = blocked ? line.blockedArgs : line.args;
   const reply = (await line.context.runner.run(script, line.scriptKeys, args, line)) as RawReply;
   return stepReply(reply, sentAt);
 }

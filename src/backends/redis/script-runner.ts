@@ -46,6 +46,11 @@ const DOWN_STATES = new Set(['close', 'reconnecting', 'disconnecting', 'end']);
 
 export interface RunOptions {
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Send on this standalone connection instead of the client (a waiter's blocking connection,
+   * which its caller corks itself). A `NOSCRIPT` answer is still retried on the client.
+   */
+  readonly via?: Redis;
   /** Called with the result if the call succeeds after its caller gave up (timeout, abort). */
   readonly onLate?: (result: unknown) => void;
 }
@@ -162,13 +167,16 @@ export class ScriptRunner {
     }
     this.#last = call;
     if (!this.#sweeper) this.#startSweeper();
-    const client = this.#client;
+    const via = options?.via;
+    const client = via ?? this.#client;
     if (client.isCluster) {
       // A cluster client routes each call to its slot's node itself.
       this.#sendViaCluster(call);
       return promise;
     }
-    if (!this.#inTick) {
+    if (via) {
+      // The caller corks it.
+    } else if (!this.#inTick) {
       // Measured on B1 (one call at a time): corking a lone call until the end of the tick
       // delays its write behind whatever else runs in that tick, for no saved system call.
       this.#inTick = true;
