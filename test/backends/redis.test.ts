@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisBackend, redisBackend } from '../../src/backends/redis/index.js';
+import { lockKeys } from '../../src/backends/redis/keys.js';
+import { REDIS_DEFAULTS } from '../../src/backends/redis/options.js';
 import {
   BackendUnavailableError,
   InvalidArgumentError,
@@ -155,6 +157,36 @@ describe('redis backend faults and queue', () => {
     expect(order).toEqual([0, 1, 2, 3, 4, 5]);
     expect(fences).toEqual([2n, 3n, 4n, 5n, 6n, 7n].map((f) => lease.fence + f - 1n));
   });
+
+  it('a queue that never empties stays alive: every join renews its keys', async () => {
+    // Under steady contention no waiter heartbeats (each is served within milliseconds), so the
+    // joins alone must keep the queue's keys alive past their first TTL (2 × queueEntryTtlMs).
+    // Keys that expired under their waiters lost their places: each waiter then waited for its
+    // next heartbeat (up to a third of queueEntryTtlMs) instead of its handoff.
+    const entryTtlMs = 1_000;
+    const key = freshKey('sustained');
+    const { queue, waiters } = lockKeys(REDIS_DEFAULTS.prefix, key);
+    // Six clients that take and give back at once: the queue is never empty.
+    const lockers = Array.from({ length: 6 }, () => manager({ queueEntryTtlMs: entryTtlMs }));
+    const admin = new Redis(server.url);
+    clients.push(admin);
+    let stop = false;
+    const loops = lockers.map(async (locks) => {
+      while (!stop) await (await locks.acquire(key)).release();
+    });
+    const lowestTtl = { queue: Infinity, waiters: Infinity };
+    const until = Date.now() + 3 * entryTtlMs; // past the first TTL of the queue's keys
+    while (Date.now() < until) {
+      const [queueTtl, waitersTtl] = await Promise.all([admin.pttl(queue), admin.pttl(waiters)]);
+      if (queueTtl > 0) lowestTtl.queue = Math.min(lowestTtl.queue, queueTtl);
+      if (waitersTtl > 0) lowestTtl.waiters = Math.min(lowestTtl.waiters, waitersTtl);
+      await delay(10);
+    }
+    stop = true;
+    await Promise.all(loops);
+    expect(lowestTtl.queue).toBeGreaterThan(entryTtlMs);
+    expect(lowestTtl.waiters).toBeGreaterThan(entryTtlMs);
+  }, 20_000);
 
   it('without blocking connections, waiters poll and are still served in order', async () => {
     const key = freshKey('polling');

@@ -28,16 +28,13 @@ if holder and holder ~= ARGV[1] then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local entry_ttl = tonumber(ARGV[4])
-  -- A queue that already existed keeps the TTL its live waiters' heartbeats refresh (see the
-  -- poll script); only a new one needs one here. (If every waiter in it is dead, it may expire
-  -- before our first heartbeat, which then finds our entry gone and joins again.)
-  if redis.call('RPUSH', KEYS[3], ARGV[3]) == 1 then
-    redis.call('PEXPIRE', KEYS[3], entry_ttl * 2)
-    redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
-    redis.call('PEXPIRE', KEYS[4], entry_ttl * 2)
-  else
-    redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
-  end
+  redis.call('RPUSH', KEYS[3], ARGV[3])
+  redis.call('HSET', KEYS[4], ARGV[3], (now + entry_ttl) .. '|' .. ARGV[2] .. '|' .. ARGV[1])
+  -- Every join renews the queue's keys, not only the join that creates them: under steady
+  -- contention nobody waits long enough to heartbeat, and a queue that never empties would
+  -- otherwise expire under its waiters (each then waited for its next heartbeat).
+  redis.call('PEXPIRE', KEYS[3], entry_ttl * 2)
+  redis.call('PEXPIRE', KEYS[4], entry_ttl * 2)
   return {0, redis.call('PTTL', KEYS[1]), now}
 end
 ${COMMON_LUA}
