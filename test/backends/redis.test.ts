@@ -241,6 +241,35 @@ describe('redis backend faults and queue', () => {
     ]);
   });
 
+  it('after SCRIPT FLUSH, a waiter on a contended key (enqueue sent on its blocking connection) is still served', async () => {
+    const key = freshKey('noscript-queued');
+    const holder = manager();
+    const waiter = manager();
+    const client = new Redis(server.url);
+    clients.push(client);
+    // Queue once, so that the waiter's next acquire of this key takes the blocking path.
+    let held = await holder.acquire(key);
+    let waiting = waiter.acquire(key);
+    await waitersOf(holder, key, 1);
+    await held.release();
+    await (await waiting).release();
+
+    held = await holder.acquire(key);
+    await client.script('FLUSH');
+    waiting = waiter.acquire(key);
+    await waitersOf(holder, key, 1);
+    await held.release();
+    const granted = await waiting;
+    expect(granted.fence).toBe(held.fence + 1n);
+    await client.script('FLUSH');
+    await granted.release();
+    // And a direct grant on that path (the lock is free) after a flush.
+    await client.script('FLUSH');
+    const direct = await waiter.acquire(key, { waitMs: 2_000 });
+    expect(direct.fence).toBe(granted.fence + 1n);
+    await direct.release();
+  });
+
   it('calls the server does not answer in time fail typed, and a late grant is given back', async () => {
     const key = freshKey('command-timeout');
     const locks = manager({ commandTimeoutMs: 100 });
