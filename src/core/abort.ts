@@ -43,6 +43,11 @@ export interface Deadline {
    * function that removes the listener.
    */
   subscribe(listener: (reason: unknown) => void): () => void;
+  /**
+   * `subscribe`, bound: with `signal`, the deadline is itself the options object of a queued
+   * backend acquire (`QueuedAcquireOptions`), so an acquire builds no separate one.
+   */
+  readonly onAbort: (listener: (reason: unknown) => void) => () => void;
   /** End the deadline now with `reason` (as a parent's abort would); no-op once ended. */
   end(reason: unknown): void;
   /** Remove the timer and the listeners on the parents. Always call it, in `finally`. */
@@ -60,17 +65,22 @@ export function deadline(
   ms: number,
   parents: ReadonlyArray<AbortSignal | undefined>,
   timeoutReason: () => unknown,
+  /** When the `ms` start, if the caller already read the clock. @default now */
+  startedAt: number = Date.now(),
 ): Deadline {
-  return new LazyDeadline(ms, parents, timeoutReason);
+  return new LazyDeadline(ms, parents, timeoutReason, startedAt);
 }
 
 const NOTHING_TO_REMOVE = (): void => undefined;
+
+/** `parents` of a deadline that follows no signal, shared rather than an empty array per wait. */
+export const NO_PARENTS: ReadonlyArray<AbortSignal | undefined> = Object.freeze([]);
 
 class LazyDeadline implements Deadline {
   readonly #ms: number;
   readonly #parents: ReadonlyArray<AbortSignal | undefined>;
   readonly #timeoutReason: () => unknown;
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
   #controller: AbortController | undefined;
   #armed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -81,12 +91,16 @@ class LazyDeadline implements Deadline {
   #reason: unknown;
   #expired = false;
   #disposed = false;
+  readonly onAbort = (listener: (reason: unknown) => void): (() => void) =>
+    this.subscribe(listener);
 
   constructor(
     ms: number,
     parents: ReadonlyArray<AbortSignal | undefined>,
     timeoutReason: () => unknown,
+    startedAt: number,
   ) {
+    this.#startedAt = startedAt;
     this.#ms = ms;
     this.#parents = parents;
     this.#timeoutReason = timeoutReason;

@@ -14,12 +14,9 @@ import { LockLostError, type LockLostReason } from './errors.js';
 import { emitSafely, type LockEventHandler } from './events.js';
 import { driftMs, validateTtl } from './options.js';
 
-/** What a lease needs from the manager that created it. */
+/** What a lease needs from the manager that created it (one object per manager). */
 export interface LeaseContext {
   readonly backend: LockBackend;
-  /** The key as the backend sees it (with the manager's prefix). */
-  readonly backendKey: string;
-  readonly defaultTtlMs: number;
   readonly driftFactor: number;
   readonly onEvent: LockEventHandler | undefined;
   /** Called once when the lease stops being held (released or lost). */
@@ -61,7 +58,12 @@ export class Lease implements AsyncDisposable {
   // an AbortController per lease is a measurable share of the core's cost.
   #controller: AbortController | undefined;
   #lostError: LockLostError | undefined;
-  readonly #acquiredAt = Date.now();
+  /** The key as the backend sees it (with the manager's prefix). */
+  readonly #backendKey: string;
+  /** The TTL it was acquired with: `extend()`'s default. */
+  readonly #ttlMs: number;
+  /** For the `released` event's `heldMs` (read only when there is an event handler). */
+  readonly #acquiredAt: number;
   #expiresAt: number;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** True once the expiry can be observed as it happens (signal read, or an event handler). */
@@ -71,9 +73,19 @@ export class Lease implements AsyncDisposable {
   /** @internal Leases are created by the lock manager. */
   constructor(
     context: LeaseContext,
-    fields: { key: string; token: string; fence: bigint; expiresAt: number },
+    fields: {
+      key: string;
+      backendKey: string;
+      token: string;
+      fence: bigint;
+      expiresAt: number;
+      ttlMs: number;
+    },
   ) {
     this.#context = context;
+    this.#backendKey = fields.backendKey;
+    this.#ttlMs = fields.ttlMs;
+    this.#acquiredAt = context.onEvent ? Date.now() : 0;
     this.key = fields.key;
     this.token = fields.token;
     this.fence = fields.fence;
@@ -113,7 +125,7 @@ export class Lease implements AsyncDisposable {
    * @throws LockLostError if the lease is no longer held (and `signal` aborts);
    *   BackendUnavailableError (retryable) if the store could not be reached.
    */
-  async extend(ttlMs: number = this.#context.defaultTtlMs): Promise<void> {
+  async extend(ttlMs: number = this.#ttlMs): Promise<void> {
     validateTtl(ttlMs);
     this.#throwIfLost();
     const sentAt = Date.now();
@@ -194,7 +206,7 @@ export class Lease implements AsyncDisposable {
   }
 
   #ref(): LeaseRef {
-    return { key: this.#context.backendKey, token: this.token };
+    return { key: this.#backendKey, token: this.token };
   }
 
   /** @internal Mark the lease lost if its local deadline has passed (an unwatched lease). */

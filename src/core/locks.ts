@@ -3,8 +3,14 @@
  * renewal, local expiry and events live here, once, for every backend.
  */
 import { setMaxListeners } from 'node:events';
-import { deadline, throwIfAborted, type Deadline } from './abort.js';
-import type { AcquireResult, LockBackend, LockInfo, ReleaseOutcome } from './backend.js';
+import { deadline, NO_PARENTS, throwIfAborted, type Deadline } from './abort.js';
+import type {
+  AcquireRequest,
+  AcquireResult,
+  LockBackend,
+  LockInfo,
+  ReleaseOutcome,
+} from './backend.js';
 import { backoffDelay } from './backoff.js';
 import {
   InvalidArgumentError,
@@ -32,11 +38,10 @@ import { randomToken, type TokenGenerator } from './tokens.js';
 import { WakeLatch } from './wake.js';
 
 /** One acquire request as the manager tracks it. */
-interface AttemptRequest {
-  readonly key: string;
-  readonly backendKey: string;
-  readonly token: string;
-  readonly ttlMs: number;
+/** One acquire's request: also what the backend gets (`key` prefixed), so no copy is made. */
+interface AttemptRequest extends AcquireRequest {
+  /** The key as the caller passed it (without the manager's prefix). */
+  readonly userKey: string;
   /** False when the caller chose the token: it must not be swapped for a fresh one. */
   readonly generatedToken: boolean;
 }
@@ -119,6 +124,10 @@ export class LockManager {
   readonly #onEvent: LockEventHandler | undefined;
   readonly #driftFactor: number;
   readonly #held = new Set<Lease>();
+  /** Removes a held lease's listener on its backend's `lost` signal (backends that have one). */
+  readonly #detachLost = new Map<Lease, () => void>();
+  /** What every lease of this manager shares (one object, not one per lease). */
+  readonly #leaseContext: LeaseContext;
   /**
    * Sweeps `#held` for leases past their local deadline that nobody watches (see `Lease`), so a
    * lease never released is still forgotten. Runs while anything is held; unref'd.
@@ -159,6 +168,19 @@ export class LockManager {
       );
     }
     this.#driftFactor = driftFactor;
+    this.#leaseContext = {
+      backend: this.#backend,
+      driftFactor,
+      onEvent: this.#onEvent,
+      onSettled: (lease) => {
+        this.#held.delete(lease);
+        const detach = this.#detachLost.get(lease);
+        if (detach) {
+          this.#detachLost.delete(lease);
+          detach();
+        }
+      },
+    };
   }
 
   /** The backend this manager uses. */
@@ -194,20 +216,27 @@ export class LockManager {
       if (waitMs === 0 || this.#retry.tries === 1) throw new LockTimeoutError(key, 0);
     }
 
-    const wait = deadline(waitMs, [signal], () => {
-      return new LockTimeoutError(key, Date.now() - startedAt);
-    });
+    const wait = deadline(
+      waitMs,
+      signal ? [signal] : NO_PARENTS,
+      () => new LockTimeoutError(key, Date.now() - startedAt),
+      startedAt,
+    );
     // Ended by close() through this set rather than as a listener on a shared signal: adding and
     // removing an EventTarget listener per acquire costs more than the rest of the bookkeeping.
     this.#waits.add(wait);
     let attempts = 1;
+    // Attempts are only reported in events: no closure to count them for nobody.
+    const onAttempt = this.#onEvent ? (n: number) => (attempts = n) : undefined;
     try {
       const lease = backend.acquire
-        ? await this.#waitInQueue(request, wait, (n) => (attempts = n))
-        : await this.#pollUntilAcquired(request, wait.signal, (n) => (attempts = n));
-      const waitedMs = Date.now() - startedAt;
-      this.#emitWaited(key, waitedMs, 'acquired', attempts);
-      this.#emitAcquired(lease, waitedMs, attempts);
+        ? await this.#waitInQueue(request, wait, onAttempt, startedAt)
+        : await this.#pollUntilAcquired(request, wait.signal, onAttempt);
+      if (this.#onEvent) {
+        const waitedMs = Date.now() - startedAt;
+        this.#emitWaited(key, waitedMs, 'acquired', attempts);
+        this.#emitAcquired(lease, waitedMs, attempts);
+      }
       return lease;
     } catch (error) {
       const waitedMs = Date.now() - startedAt;
@@ -356,8 +385,8 @@ export class LockManager {
       options.token === undefined ? 'tokens' : 'token',
     );
     return {
-      key,
-      backendKey: this.#prefix + key,
+      key: this.#prefix + key,
+      userKey: key,
       token,
       ttlMs,
       generatedToken: options.token === undefined,
@@ -373,7 +402,7 @@ export class LockManager {
    */
   #retryRequest(request: AttemptRequest, error: unknown): AttemptRequest {
     if (!request.generatedToken) throw error;
-    const token = validateToken(this.#tokens(request.key), 'tokens');
+    const token = validateToken(this.#tokens(request.userKey), 'tokens');
     return { ...request, token };
   }
 
@@ -383,16 +412,9 @@ export class LockManager {
     signal: AbortSignal | undefined,
   ): Promise<{ lease?: Lease; result: AcquireResult }> {
     const sentAt = Date.now();
-    const pending = this.#backend.tryAcquire({
-      key: request.backendKey,
-      token: request.token,
-      ttlMs: request.ttlMs,
-    });
+    const pending = this.#backend.tryAcquire(request);
     const result = await raceAbort(pending, signal, (late) => {
-      if (late.acquired)
-        this.#backend
-          .release({ key: request.backendKey, token: request.token })
-          .catch(() => undefined);
+      if (late.acquired) this.#backend.release(request).catch(() => undefined);
     });
     if (!result.acquired) return { result };
     return { lease: this.#leaseFrom(request, result, sentAt), result };
@@ -401,13 +423,13 @@ export class LockManager {
   async #pollUntilAcquired(
     initial: AttemptRequest,
     signal: AbortSignal,
-    onAttempt: (attempts: number) => void,
+    onAttempt: ((attempts: number) => void) | undefined,
   ): Promise<Lease> {
     let request = initial;
     const latch = new WakeLatch();
     const unwatch = this.#backend.watch
       ? await raceAbort(
-          this.#backend.watch(request.backendKey, latch.notify),
+          this.#backend.watch(request.key, latch.notify),
           signal,
           (late) => void late(),
         )
@@ -418,11 +440,11 @@ export class LockManager {
       // The first attempt failed before we subscribed: try again at once so a release in between is not missed.
       for (;;) {
         if (attempts >= this.#retry.tries)
-          throw new LockTimeoutError(request.key, 0, { cause: lastError });
+          throw new LockTimeoutError(request.userKey, 0, { cause: lastError });
         let retryAfterMs: number | undefined;
         try {
           attempts += 1;
-          onAttempt(attempts);
+          onAttempt?.(attempts);
           const { lease, result } = await this.#attempt(request, signal);
           if (lease) return lease;
           if (!result.acquired) retryAfterMs = result.retryAfterMs;
@@ -446,32 +468,23 @@ export class LockManager {
   async #waitInQueue(
     initial: AttemptRequest,
     wait: Deadline,
-    onAttempt: (attempts: number) => void,
+    onAttempt: ((attempts: number) => void) | undefined,
+    startedAt: number,
   ): Promise<Lease> {
     let request = initial;
-    const acquire = this.#backend.acquire!.bind(this.#backend);
-    // The deadline's signal is built when the backend first reads it (see `deadline`).
-    const options = {
-      get signal(): AbortSignal {
-        return wait.signal;
-      },
-      onAbort: (listener: (reason: unknown) => void) => wait.subscribe(listener),
-    };
+    const backend = this.#backend;
     let attempts = 0;
     for (;;) {
       attempts += 1;
-      onAttempt(attempts);
-      const sentAt = Date.now();
+      onAttempt?.(attempts);
+      // The first attempt goes out right after the acquire began (no clock read needed).
+      const sentAt = attempts === 1 ? startedAt : Date.now();
       try {
-        const result = await acquire(
-          { key: request.backendKey, token: request.token, ttlMs: request.ttlMs },
-          options,
-        );
+        // The deadline is the options object: its signal is built only if the backend reads it.
+        const result = await backend.acquire!(request, wait);
         if (wait.aborted) {
           // Granted as the wait ended (a backend that never read the signal could not tell).
-          await this.#backend
-            .release({ key: request.backendKey, token: request.token })
-            .catch(() => undefined);
+          await backend.release(request).catch(() => undefined);
           throw wait.signal.reason;
         }
         return this.#leaseFrom(request, result, sentAt);
@@ -499,25 +512,13 @@ export class LockManager {
       this.#driftFactor,
     );
     const lost = result.lost;
-    // Removes our listener from the backend's `lost` signal once the lease is released or lost:
-    // a backend may share one signal among many leases (etcd: one per session).
-    let detachLost: (() => void) | undefined;
-    const context: LeaseContext = {
-      backend: this.#backend,
-      backendKey: request.backendKey,
-      defaultTtlMs: request.ttlMs,
-      driftFactor: this.#driftFactor,
-      onEvent: this.#onEvent,
-      onSettled: (settled) => {
-        this.#held.delete(settled);
-        detachLost?.();
-      },
-    };
-    const lease = new Lease(context, {
-      key: request.key,
+    const lease = new Lease(this.#leaseContext, {
+      key: request.userKey,
+      backendKey: request.key,
       token: request.token,
       fence: result.fence,
       expiresAt,
+      ttlMs: request.ttlMs,
     });
     this.#held.add(lease);
     if (!this.#sweeper && !this.#closed) {
@@ -529,12 +530,14 @@ export class LockManager {
         lease.markLost(
           lost.reason instanceof LockLostError
             ? lost.reason
-            : new LockLostError(request.key, 'unreachable', { cause: lost.reason }),
+            : new LockLostError(request.userKey, 'unreachable', { cause: lost.reason }),
         );
       if (lost.aborted) onLost();
       else {
         lost.addEventListener('abort', onLost, { once: true });
-        detachLost = () => lost.removeEventListener('abort', onLost);
+        // Removed once the lease is released or lost (see #leaseContext): a backend may share
+        // one signal among many leases (etcd: one per session).
+        this.#detachLost.set(lease, () => lost.removeEventListener('abort', onLost));
       }
     }
     return lease;

@@ -41,6 +41,12 @@ export function luaScript(name: string, source: string): LuaScript {
  */
 const CALLS_PER_WRITE = 16;
 
+type CommandOptions = ConstructorParameters<typeof Command>[2];
+
+function commandOptions(connection: Redis): CommandOptions {
+  return { keyPrefix: connection.options.keyPrefix, replyEncoding: 'utf8' };
+}
+
 /** Connection states in which a command would only wait in ioredis's queues, or fail later. */
 const DOWN_STATES = new Set(['close', 'reconnecting', 'disconnecting', 'end']);
 
@@ -130,6 +136,8 @@ export class ScriptRunner {
    * next sweep would outlive the young generation and make every garbage collection dearer.
    */
   #first: Call | undefined;
+  /** Options of every `Command` sent on the client (built once). */
+  #commandOptions: CommandOptions | undefined;
   #last: Call | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
@@ -188,13 +196,17 @@ export class ScriptRunner {
         this.#corked = stream;
       }
     }
-    const argv: (string | number)[] = [script.sha, keys.length];
-    for (const key of keys) argv.push(key);
-    for (const arg of args) argv.push(arg);
-    const command = new Command('evalsha', argv, {
-      keyPrefix: client.options.keyPrefix,
-      replyEncoding: 'utf8',
-    });
+    const argv = new Array<string | number>(2 + keys.length + args.length);
+    argv[0] = script.sha;
+    argv[1] = keys.length;
+    let i = 2;
+    for (const key of keys) argv[i++] = key;
+    for (const arg of args) argv[i++] = arg;
+    const command = new Command(
+      'evalsha',
+      argv,
+      via ? commandOptions(via) : (this.#commandOptions ??= commandOptions(client as Redis)),
+    );
     void (client as Redis).sendCommand(command);
     const corked = this.#corked;
     if (corked && ++this.#batched >= CALLS_PER_WRITE) {
