@@ -222,7 +222,7 @@ export class RedisBackend implements LockBackend {
     const reason = new LockClosedError('redis backend');
     const waits = [...this.#queue.waits];
     for (const [wait] of waits) wait.abort(reason);
-    await Promise.all(waits.map(([, settled]) => settled));
+    await Promise.allSettled(waits.map(([, waiting]) => waiting));
     this.#pool.close();
     if (this.#options.ownsClient) {
       const client = this.#options.client;
