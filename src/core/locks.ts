@@ -37,7 +37,6 @@ import { startRenewal } from './renewal.js';
 import { randomToken, type TokenGenerator } from './tokens.js';
 import { WakeLatch } from './wake.js';
 
-/** One acquire request as the manager tracks it. */
 /** One acquire's request: also what the backend gets (`key` prefixed), so no copy is made. */
 interface AttemptRequest extends AcquireRequest {
   /** The key as the caller passed it (without the manager's prefix). */
