@@ -11,7 +11,17 @@
  */
 import type { LeaseRef, LockBackend, ReleaseOutcome } from './backend.js';
 import { LockLostError, type LockLostReason } from './errors.js';
-import { emitSafely, type LockEventHandler } from './events.js';
+import {
+  emitSafely,
+  type ExtendedEvent,
+  type LockEventHandler,
+  type LostEvent,
+  type ReleasedEvent,
+} from './events.js';
+
+/** The events a lease emits, and what each adds to the fields they share. */
+type LeaseEvent = ExtendedEvent | ReleasedEvent | LostEvent;
+type OwnFields<E> = E extends LeaseEvent ? Omit<E, 'key' | 'backend' | 'token'> : never;
 import { driftMs, validateTtl } from './options.js';
 
 /** What a lease needs from the manager that created it (one object per manager). */
@@ -151,14 +161,7 @@ export class Lease implements AsyncDisposable {
       this.#context.driftFactor,
     );
     if (this.#watched) this.#armExpiry();
-    if (this.#context.onEvent)
-      emitSafely(this.#context.onEvent, {
-        type: 'extended',
-        key: this.key,
-        backend: this.#context.backend.name,
-        token: this.token,
-        expiresAt: this.#expiresAt,
-      });
+    if (this.#context.onEvent) this.#emit({ type: 'extended', expiresAt: this.#expiresAt });
   }
 
   /**
@@ -172,11 +175,8 @@ export class Lease implements AsyncDisposable {
     const firstRelease = !this.#settled;
     this.#settle();
     if (this.#context.onEvent)
-      emitSafely(this.#context.onEvent, {
+      this.#emit({
         type: 'released',
-        key: this.key,
-        backend: this.#context.backend.name,
-        token: this.token,
         outcome,
         ...(firstRelease ? { heldMs: Date.now() - this.#acquiredAt } : {}),
       });
@@ -195,14 +195,20 @@ export class Lease implements AsyncDisposable {
     this.#lostError = error;
     this.#controller?.abort(error);
     this.#settle();
-    if (this.#context.onEvent)
-      emitSafely(this.#context.onEvent, {
-        type: 'lost',
-        key: this.key,
-        backend: this.#context.backend.name,
-        token: this.token,
-        error,
-      });
+    if (this.#context.onEvent) this.#emit({ type: 'lost', error });
+  }
+
+  /**
+   * Emit one of this lease's events, with the fields every lease event shares. Callers check for
+   * a handler first, so that no event object is built for nobody.
+   */
+  #emit(fields: OwnFields<LeaseEvent>): void {
+    emitSafely(this.#context.onEvent, {
+      key: this.key,
+      backend: this.#context.backend.name,
+      token: this.token,
+      ...fields,
+    } as LeaseEvent);
   }
 
   #ref(): LeaseRef {
