@@ -10,11 +10,17 @@ afterEach(() => {
 
 const reply: PopOutcome = { kind: 'reply', value: ['list', 'g|7|1000'] };
 
+/** A pop still in flight, and the function that settles it. */
+function pendingPop(): { popped: Promise<PopOutcome>; pop: (outcome: PopOutcome) => void } {
+  let pop!: (outcome: PopOutcome) => void;
+  const popped = new Promise<PopOutcome>((resolve) => (pop = resolve));
+  return { popped, pop };
+}
+
 describe('Redis wait events', () => {
   it("delivers the pop's outcome, or 'poll' when the timer runs out first", async () => {
     const wakeups = new Wakeups();
-    let pop!: (outcome: PopOutcome) => void;
-    const popped = new Promise<PopOutcome>((resolve) => (pop = resolve));
+    const { popped, pop } = pendingPop();
     const first = wakeups.next(popped, 100);
     await vi.advanceTimersByTimeAsync(100);
     expect(await first).toBe('poll');
@@ -26,8 +32,7 @@ describe('Redis wait events', () => {
 
   it('keeps an outcome that came while the loop was busy for the next turn', async () => {
     const wakeups = new Wakeups();
-    let pop!: (outcome: PopOutcome) => void;
-    const popped = new Promise<PopOutcome>((resolve) => (pop = resolve));
+    const { popped, pop } = pendingPop();
     const first = wakeups.next(popped, 50);
     await vi.advanceTimersByTimeAsync(50);
     expect(await first).toBe('poll');
