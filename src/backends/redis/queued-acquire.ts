@@ -211,7 +211,7 @@ async function startBlocking(line: Line): Promise<Start | undefined> {
     return { reply: stepReply(reply, sentAt), connection, pop };
   } catch (error) {
     // Wake the BLPOP (nothing was queued if the script did not run), then fail typed.
-    await leave(line).catch(() => undefined);
+    await leaveQueue(line);
     releaseWhenPopped(context, connection, pop);
     throw toLockError(error, 'acquire');
   }
@@ -257,6 +257,7 @@ class Line implements RunOptions {
   readonly id: string;
   readonly args: readonly (string | number)[];
   readonly token: string;
+  readonly ttlMs: number;
 
   constructor(
     readonly context: QueueContext,
@@ -267,7 +268,8 @@ class Line implements RunOptions {
   ) {
     const id = waiterId();
     this.id = id;
-    this.args = [request.token, Math.ceil(request.ttlMs), id, context.queueEntryTtlMs];
+    this.ttlMs = Math.ceil(request.ttlMs);
+    this.args = [request.token, this.ttlMs, id, context.queueEntryTtlMs];
     this.token = request.token;
   }
 
@@ -284,7 +286,7 @@ class Line implements RunOptions {
   /** A step answered after its caller gave up (timeout): undo whatever it did (entries also
    * expire by themselves). A method, so that a step needs no options object or closure. */
   onLate(): void {
-    void leave(this).catch(() => undefined);
+    void leaveQueue(this);
   }
 }
 
@@ -311,12 +313,43 @@ function leave(line: Line): Promise<unknown> {
   ]);
 }
 
+/** First and last delay between background attempts to leave the queue. */
+const LEAVE_RETRY_FIRST_MS = 50;
+const LEAVE_RETRY_MAX_MS = 1_000;
+
+/**
+ * Leave the queue for good. If the call fails (the connection is down), keep trying in the
+ * background until it gets through, the backend closes, or nothing of ours can be left (the entry
+ * has expired and any grant to it has run out): a live entry left behind is granted the lock at
+ * the next release and holds it for a whole TTL, while the caller retries under a new token and
+ * waits behind it.
+ */
+async function leaveQueue(line: Line): Promise<void> {
+  try {
+    await leave(line);
+    return;
+  } catch {
+    // Retried below.
+  }
+  const { context } = line;
+  const giveUpAt = Date.now() + line.ttlMs + context.queueEntryTtlMs;
+  let delayMs = LEAVE_RETRY_FIRST_MS;
+  const retry = (): void => {
+    if (context.closing() || Date.now() > giveUpAt) return;
+    leave(line).catch(() => {
+      delayMs = Math.min(delayMs * 2, LEAVE_RETRY_MAX_MS);
+      setTimeout(retry, delayMs).unref();
+    });
+  };
+  setTimeout(retry, delayMs).unref();
+}
+
 async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<Granted> {
   const { context, notify } = line;
   let left = false;
   const abandon = async (reason: unknown): Promise<never> => {
     left = true;
-    await leave(line).catch(() => undefined);
+    await leaveQueue(line);
     throw reason;
   };
   // Aborted while the first step ran: it may have queued us, or even granted the lock.
@@ -377,7 +410,7 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
     if (left) throw error;
     if (wakeups.aborted) return await abandon(wakeups.reason);
     // A failed poll leaves the outcome unknown: leave (best effort) so nothing stays queued.
-    await leave(line).catch(() => undefined);
+    await leaveQueue(line);
     throw toLockError(error, 'acquire');
   } finally {
     // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
