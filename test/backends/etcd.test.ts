@@ -307,7 +307,7 @@ async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<bool
 }
 
 describe('etcd backend predecessor watchers', () => {
-  it('hands off in FIFO order over many rounds, reusing one watcher per predecessor', async () => {
+  it('hands off in FIFO order over many rounds, reusing the watchers of the entries ahead', async () => {
     const key = freshKey('fifo-rounds');
     const clients = [1, 2, 3].map(() => recordingClient());
     const managers = clients.map(({ client }) =>
@@ -334,7 +334,7 @@ describe('etcd backend predecessor watchers', () => {
       expect(order).toHaveLength(45);
       // Everyone re-queues while the next two still wait: a fixed rotation once all have queued.
       for (let i = 3; i < order.length - 2; i += 1) expect(order[i]).toBe(order[i - 3]);
-      // Each waiter always waits on the same predecessor: a handful of watchers, not one a round.
+      // Each waiter always waits on the same entries ahead: a handful of watchers, not one a round.
       for (const { watchers } of clients) expect(watchers.length).toBeLessThanOrEqual(4);
       // Closing cancels the watchers kept for reuse (and the anchor).
       await Promise.all(managers.map((locks) => locks.close()));
@@ -385,6 +385,56 @@ describe('etcd backend predecessor watchers', () => {
       await cLease2.release();
     } finally {
       await Promise.all([a, b, c].map((locks) => locks!.close()));
+      for (const { client } of clients) client.close();
+    }
+  }, 30_000);
+
+  it('reads the queue while its predecessor holds, so that the handoff itself needs no read', async () => {
+    const key = freshKey('read-ahead');
+    const clients = [1, 2, 3, 4].map(() => recordingClient());
+    const [a, b, c, d] = clients.map(({ client }) =>
+      createLocks({ backend: etcdBackend({ client, recheckMs: 60_000 }) }),
+    );
+    // D's reads: a waiter reads with the Range RPC (its enqueue is a txn).
+    let dReads = 0;
+    const dKv = clients[3]!.client.kv;
+    const range = dKv.range.bind(dKv);
+    dKv.range = (...args: Parameters<typeof range>) => {
+      dReads += 1;
+      return range(...args);
+    };
+    try {
+      const aLease = await a!.acquire(key);
+      const leaving = new AbortController();
+      const bWaits = b!.acquire(key, { signal: leaving.signal });
+      bWaits.catch(() => undefined);
+      await waitUntil('b queued', async () => (await a!.inspect(key))?.waiters === 1);
+      const cWaits = c!.acquire(key);
+      await waitUntil('c queued', async () => (await a!.inspect(key))?.waiters === 2);
+      const dWaits = d!.acquire(key);
+      await waitUntil('d queued', async () => (await a!.inspect(key))?.waiters === 3);
+      // D watches C (its predecessor) and B. B leaves: D reads, and watches C and A now.
+      const beforeLeave = dReads;
+      leaving.abort(new Error('left'));
+      await expect(bWaits).rejects.toThrow('left');
+      await waitUntil('d read the queue', () => dReads > beforeLeave);
+      expect(await pendingAfter(dWaits, 200)).toBe(true);
+      // A lets go: C holds, and D learns meanwhile that C's release will be its grant.
+      const beforeHandoff = dReads;
+      await aLease.release();
+      const cLease = await cWaits;
+      await waitUntil('d read the queue again', () => dReads > beforeHandoff);
+      expect(await pendingAfter(dWaits, 200)).toBe(true);
+      const readsBeforeGrant = dReads;
+      await cLease.release();
+      const dLease = await dWaits;
+      expect(dReads).toBe(readsBeforeGrant); // granted on C's delete event alone
+      expect(dLease.fence).toBeGreaterThan(cLease.fence);
+      expect(cLease.fence).toBeGreaterThan(aLease.fence);
+      await dLease.release();
+      expect(await a!.inspect(key)).toBeNull();
+    } finally {
+      await Promise.all([a, b, c, d].map((locks) => locks!.close()));
       for (const { client } of clients) client.close();
     }
   }, 30_000);

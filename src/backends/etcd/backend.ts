@@ -4,8 +4,9 @@
  * - Acquire: one txn. If the lock's directory is empty it puts our queue entry under the session's
  *   lease and we hold the lock. Otherwise it puts the entry anyway and reads it back with its
  *   predecessor (the entry with the next-lower create revision); we then wait for the deletion of
- *   the predecessor only: waiters are served in create-revision order, and each release wakes
- *   exactly one waiter. (A key not known to be contended is first tried with a txn that only puts
+ *   the predecessor (and, until the predecessor holds the lock, of the entry before it, so that
+ *   the handoff itself needs no read): waiters are served in create-revision order, and each
+ *   release wakes at most two waiters, never the whole queue. (A key not known to be contended is first tried with a txn that only puts
  *   if empty, which is cheaper to send; finding it taken costs one more txn then.) Watchers of
  *   predecessors are kept a while and reused, as a waiter's predecessor is usually the same entry
  *   name every round.
@@ -37,7 +38,7 @@ import { BackendUnavailableError, LockClosedError } from '../../core/errors.js';
 import { isLeaseGone, toLockError } from './errors.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
-import { predecessorGone, PredecessorWatchers } from './predecessor.js';
+import { firstGone, PredecessorWatchers, type WatchedEntry } from './predecessor.js';
 import { EtcdSession } from './session.js';
 import { pause, raceAbort } from './signals.js';
 
@@ -89,8 +90,11 @@ interface DirKeys {
   };
   /** The holder's entry (lowest create revision) and the queue length. */
   readonly oldest: IRangeRequest;
-  /** The two newest entries (highest create revisions), keys only. */
-  readonly newestTwo: IRangeRequest;
+  /**
+   * The three newest entries (highest create revisions), keys only: with a `max_create_revision`
+   * of ours, our entry, our predecessor and the entry before it.
+   */
+  readonly newestThree: IRangeRequest;
   /** The last entry name built here (a session's slot 0, almost always) and its raw key. */
   lastEntry: { readonly name: string; readonly raw: Buffer } | undefined;
 }
@@ -98,8 +102,8 @@ interface DirKeys {
 /** How many lock directories keep their {@link DirKeys}, and how many keys are known contended. */
 const DIR_CACHE_SIZE = 256;
 const CONTENDED_SIZE = 1024;
-/** How many predecessor watchers are kept for reuse (one per lock this process waits on, often). */
-const WATCHERS_KEPT = 8;
+/** How many watchers are kept for reuse (often two per lock this process waits on). */
+const WATCHERS_KEPT = 16;
 
 /** The longest pause between retries of a call that must eventually go through. */
 const MAX_RETRY_DELAY_MS = 2_000;
@@ -283,7 +287,7 @@ export class EtcdBackend implements LockBackend {
               failure: [
                 put,
                 { request_range: { key: entry.raw, keys_only: true } },
-                { request_range: keys.newestTwo },
+                { request_range: keys.newestThree },
               ],
             },
             deadline,
@@ -311,7 +315,7 @@ export class EtcdBackend implements LockBackend {
       }
       for (let stale = false; ;) {
         this.#throwIfAborted(signal);
-        const [own, predecessor] = queue.kvs;
+        const [own, predecessor, beforePredecessor] = queue.kvs;
         if ((!own || own.create_revision !== revision) && !stale) {
           // Maybe a member that has not applied our put yet: ask again through the leader.
           stale = true;
@@ -326,17 +330,20 @@ export class EtcdBackend implements LockBackend {
         if (!predecessor) {
           return this.#hold(entry, revision, sentAt, request.ttlMs);
         }
-        // `count` is the number of entries up to ours: 2 means our predecessor holds the lock,
-        // and nobody can get in between (newer entries queue behind us).
-        const predecessorHolds = Number(queue.count) === 2;
-        const deleted = await this.#predecessorGone(
-          predecessor,
+        // No entry before our predecessor: it holds the lock, and nobody can get in between
+        // (newer entries queue behind us). (Not `count`: etcd counts a range before applying
+        // `max_create_revision`, so it includes the entries behind us.) Otherwise we also watch
+        // the entry before our predecessor: when it goes, we read the queue again while our
+        // predecessor holds the lock, not after it let go.
+        const predecessorHolds = beforePredecessor === undefined;
+        const gone = await this.#firstGone(
+          predecessorHolds ? [predecessor] : [predecessor, beforePredecessor],
           BigInt(queue.header.revision),
           session,
           signal,
         );
         sentAt = Date.now();
-        if (deleted && predecessorHolds && !session.lost) {
+        if (gone === 0 && predecessorHolds && !session.lost) {
           // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
           // entry could only have gone with the session, checked just now, or by an operator's
           // forceRelease, which a holder learns of at its next extend either way.)
@@ -389,7 +396,7 @@ export class EtcdBackend implements LockBackend {
       (callOptions) =>
         this.#client.kv.range(
           {
-            ...this.#dirKeys(dir).newestTwo,
+            ...this.#dirKeys(dir).newestThree,
             max_create_revision: revision,
             keys_only: true,
             serializable,
@@ -400,18 +407,17 @@ export class EtcdBackend implements LockBackend {
     );
   }
 
-  #predecessorGone(
-    predecessor: IKeyValue,
+  #firstGone(
+    ahead: readonly IKeyValue[],
     seenRevision: bigint,
     session: EtcdSession,
     signal: AbortSignal,
-  ): Promise<boolean> {
+  ): Promise<number> {
     this.#anchorWatchStream();
-    return predecessorGone({
+    return firstGone({
       client: this.#client,
       watchers: this.#watchers,
-      predecessor,
-      name: this.#name(predecessor.key),
+      entries: ahead.map((kv): WatchedEntry => ({ kv, name: this.#name(kv.key) })),
       seenRevision,
       session,
       signal,
@@ -702,10 +708,10 @@ export class EtcdBackend implements LockBackend {
       raw,
       isEmpty: { key: raw, range_end: end, target: 'Create', result: 'Equal', create_revision: 0 },
       oldest: { key: raw, range_end: end, limit: 1, sort_target: 'Create', sort_order: 'Ascend' },
-      newestTwo: {
+      newestThree: {
         key: raw,
         range_end: end,
-        limit: 2,
+        limit: 3,
         sort_target: 'Create',
         sort_order: 'Descend',
         keys_only: true,

@@ -1,11 +1,12 @@
 /**
- * Waiting in the queue: a waiter watches only the entry just before its own (no thundering herd)
- * and wakes when that entry is deleted.
+ * Waiting in the queue: a waiter watches the entry just before its own, and the one before that
+ * while its predecessor does not hold the lock (never the whole queue: no thundering herd), and
+ * wakes when one of them is deleted.
  *
  * Watchers are kept per entry name for a while and reused: in steady FIFO contention a waiter's
  * predecessor has the same name every round (entry slots are reused per session), and creating
  * and cancelling a watcher per wait costs two messages on the watch stream plus, almost always,
- * a read (see {@link predecessorGone}).
+ * a read (see {@link firstGone}).
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { EtcdSession } from './session.js';
@@ -127,15 +128,21 @@ export class PredecessorWatchers {
   }
 }
 
-/** What {@link predecessorGone} needs. */
-export interface PredecessorWait {
-  readonly client: Etcd3;
-  readonly watchers: PredecessorWatchers;
-  /** The predecessor's entry as we read it (raw key, create revision). */
-  readonly predecessor: IKeyValue;
+/** One entry ahead of ours that a waiter watches. */
+export interface WatchedEntry {
+  /** The entry as we read it (raw key, create revision). */
+  readonly kv: IKeyValue;
   /** Its key without the client's namespace, for the watch builder (which adds it). */
   readonly name: string;
-  /** The store revision at which we read it. */
+}
+
+/** What {@link firstGone} needs. */
+export interface AheadWait {
+  readonly client: Etcd3;
+  readonly watchers: PredecessorWatchers;
+  /** Our predecessor, then (optionally) the entry just before it. */
+  readonly entries: readonly WatchedEntry[];
+  /** The store revision at which we read them. */
   readonly seenRevision: bigint;
   readonly session: EtcdSession;
   readonly signal: AbortSignal;
@@ -143,67 +150,91 @@ export interface PredecessorWait {
   readonly closing: AbortSignal;
   /** Re-check by range about this often even without an event (jittered: ½ to 1½ times). */
   readonly recheckMs: number;
-  /** gRPC options (a deadline) for the one read this may make. */
+  /** gRPC options (a deadline) for the reads this may make. */
   readonly callOptions: () => { readonly deadline: number };
 }
 
+/** One watched entry's state during a wait. */
+interface Watching {
+  readonly entry: WatchedEntry;
+  readonly watch: NameWatch;
+  checking: boolean;
+}
+
 /**
- * Resolve once the predecessor's entry may be gone: `true` on a delete of its name after our read
- * (it is gone), `false` on a watch error or the periodic re-check (it may be). Rejects on abort,
- * session loss or the backend's close.
+ * Resolve once one of the watched entries may be gone: with its index on a delete of its name
+ * after our read (it is gone), with -1 on a watch error or the periodic re-check (something may
+ * be). Rejects on abort, session loss or the backend's close.
  *
- * A delete of the name at a revision above `seenRevision` means our predecessor is gone: the entry
- * existed at `seenRevision`, and a reused name is only written again after its entry was deleted.
- * Older deletes (a reused watcher saw them) are of earlier entries under that name.
+ * Why two entries: a waiter whose predecessor is not yet the holder must read the queue again
+ * once the predecessor goes (it may have given up, leaving older entries). Watching the entry
+ * before it too moves that read off the handoff: when that one goes, the waiter reads while its
+ * predecessor holds the lock, and learns that the predecessor's delete will be its own grant.
+ *
+ * A delete of a name at a revision above `seenRevision` means that entry is gone: it existed at
+ * `seenRevision`, and a reused name is only written again after its entry was deleted. Older
+ * deletes (a reused watcher saw them) are of earlier entries under that name.
  *
  * A new watch starts at the current revision rather than at `seenRevision + 1`: etcd serves a
  * watch that starts in the past from its "unsynced" set, which it catches up only every 100 ms,
  * so every handoff would wait up to 100 ms. Instead, if anything was written between our read and
- * the watch's start, one read checks the predecessor is still there. A reused watcher that
- * started at or before our read saw every later event, so it needs no read.
+ * the watch's start, one read checks the entry is still there. A reused watcher that started at
+ * or before our read saw every later event, so it needs no read.
  */
-export function predecessorGone(wait: PredecessorWait): Promise<boolean> {
-  const { client, predecessor, session, signal, closing, seenRevision } = wait;
-  return new Promise<boolean>((resolve, reject) => {
+export function firstGone(wait: AheadWait): Promise<number> {
+  const { client, session, signal, closing, seenRevision } = wait;
+  return new Promise<number>((resolve, reject) => {
     let settled = false;
-    let checking = false;
-    const watch = wait.watchers.take(wait.name);
-    const finish = (error?: unknown, deleted = false) => {
+    const watching: Watching[] = wait.entries.map((entry) => ({
+      entry,
+      watch: wait.watchers.take(entry.name),
+      checking: false,
+    }));
+    const finish = (error?: unknown, gone = -1) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       closing.removeEventListener('abort', onClose);
       session.signal.removeEventListener('abort', onSessionLost);
-      watch.waiters.delete(update);
-      wait.watchers.give(watch);
-      if (error === undefined) resolve(deleted);
+      for (const { watch } of watching) {
+        watch.waiters.delete(update);
+        wait.watchers.give(watch);
+      }
+      if (error === undefined) resolve(gone);
       else reject(error);
     };
     const onAbort = () => finish(signal.reason);
     const onClose = () => finish(closing.reason);
     const onSessionLost = () => finish(session.signal.reason);
-    const update = () => {
-      if (settled) return;
-      if (watch.lastDelete > seenRevision) return finish(undefined, true);
+    const check = (one: Watching, index: number) => {
+      const { watch, entry } = one;
+      if (watch.lastDelete > seenRevision) return finish(undefined, index);
       // Cannot tell what was missed: re-check by range.
       if (watch.broken) return finish();
-      if (watch.connectedAt === undefined || watch.connectedAt <= seenRevision || checking) return;
-      checking = true;
-      client.kv.range({ key: predecessor.key, keys_only: true }, wait.callOptions()).then(
-        (check) => {
+      if (watch.connectedAt === undefined || watch.connectedAt <= seenRevision || one.checking) {
+        return;
+      }
+      one.checking = true;
+      client.kv.range({ key: entry.kv.key, keys_only: true }, wait.callOptions()).then(
+        (found) => {
           // Entry names are reused: the same name with a newer create revision is a new entry
-          // behind us, and our predecessor is gone.
-          if (check.kvs[0]?.create_revision !== predecessor.create_revision) {
-            finish(undefined, true);
+          // behind us, and the one we watch is gone.
+          if (found.kvs[0]?.create_revision !== entry.kv.create_revision) {
+            finish(undefined, index);
           }
         },
         () => finish(), // cannot tell: re-check by range
       );
     };
+    const update = () => {
+      for (let index = 0; index < watching.length && !settled; index++) {
+        check(watching[index]!, index);
+      }
+    };
     const timer = setTimeout(() => finish(), wait.recheckMs / 2 + Math.random() * wait.recheckMs);
     timer.unref?.();
-    watch.waiters.add(update);
+    for (const { watch } of watching) watch.waiters.add(update);
     signal.addEventListener('abort', onAbort, { once: true });
     closing.addEventListener('abort', onClose, { once: true });
     session.signal.addEventListener('abort', onSessionLost, { once: true });
