@@ -5,6 +5,7 @@
 import type { Contender } from './contenders/contender.js';
 import { etcdBackend } from '../src/backends/etcd/index.js';
 import { distlockVariants } from './contenders/distlock.js';
+import { etcdReleaseWriteCeiling } from './contenders/etcd-ceiling.js';
 import { connectEtcd } from './contenders/etcd-connection.js';
 import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
@@ -45,7 +46,9 @@ export async function benchEtcd(
     }),
     etcd3Lock(port, { ttlSeconds: TTL_MS / 1000, tuned: true, backoff: { firstMs: 5, maxMs: 50 } }),
   ];
-  for (const contender of contenders)
+  // B2 only: it is no lock in etcd, and its B1 would only time one delete.
+  const ceiling = etcdReleaseWriteCeiling(port);
+  for (const contender of [...contenders, ceiling])
     log(`etcd: ${contender.name.padEnd(28)} ${contender.settings}`);
 
   log(`etcd B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`);
@@ -62,10 +65,11 @@ export async function benchEtcd(
     b1,
     b2: [],
     b2Reference: 'any',
+    b2Ceiling: ceiling.name,
   };
   show(uncontendedTable(partial));
 
-  const lockRows = contenders.filter((c) => c.excludes);
+  const lockRows = [...contenders.filter((c) => c.excludes), ceiling];
   log(
     `etcd B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
       `in ${options.contendedRounds} interleaved round(s)`,
