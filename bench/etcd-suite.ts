@@ -72,12 +72,13 @@ export async function benchEtcd(
   const lockRows = [...contenders.filter((c) => c.excludes), ceiling];
   log(
     `etcd B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
-      `in ${options.contendedRounds} interleaved round(s)`,
+      `in ${options.contendedRounds} interleaved round(s), after ${options.contendedWarmupMs / 1000} s of warm-up each`,
   );
   const b2 = await runContendedInterleaved(lockRows, {
     clients: CLIENTS,
     durationMs: options.contendedMs,
     rounds: options.contendedRounds,
+    warmupMs: options.contendedWarmupMs,
     drainMs: 15_000,
     key: `${prefix}b2/`,
     counterKey: `${prefix}b2/counter/`,

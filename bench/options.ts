@@ -9,6 +9,8 @@ export interface BenchOptions {
   readonly contendedMs: number;
   /** B2: the window is split into this many rounds, interleaved across contenders. */
   readonly contendedRounds: number;
+  /** B2: an untimed warm-up window per contender before its first round. */
+  readonly contendedWarmupMs: number;
   /** B1 time budget per store (all contenders together, interleaved). */
   readonly uncontendedMs: number;
   /** B3: rounds × round length per contender. */
@@ -26,7 +28,7 @@ export const USAGE = `Usage: npm run bench -- [options]
 
   --only redis|etcd   run one store's benchmarks (default: both)
   --duration 5s       B2 (contended) time per contender (default 5s; ms, s or m),
-                      run as 2 interleaved rounds
+                      run as 2 interleaved rounds, after a 0.5 s untimed warm-up
   --quick             a smoke test: about 20 s in all, figures not meaningful
   --json FILE         also write every figure as JSON
   --markdown FILE     also write the tables as markdown
@@ -71,6 +73,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     stores: only ? [only] : ['redis', 'etcd'],
     contendedMs,
     contendedRounds: quick ? 1 : 2,
+    contendedWarmupMs: quick ? 0 : 500,
     uncontendedMs: quick ? 1_000 : 12_000,
     manyKeysRounds: quick ? 1 : 3,
     manyKeysRoundMs: quick ? 300 : 1_000,

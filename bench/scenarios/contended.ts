@@ -54,6 +54,12 @@ export interface ContendedOptions {
   readonly durationMs: number;
   /** @default 1 */
   readonly rounds?: number;
+  /**
+   * An untimed window per contender before its first timed one (connections, JIT, the server's
+   * first queue), as B1 warms up before it times. Its critical sections still count for the
+   * counter check. @default 0
+   */
+  readonly warmupMs?: number;
   /** After a window, how long clients still waiting may take before the run is declared stuck. */
   readonly drainMs: number;
   /** Lock key and counter key; each contender gets its own (suffixed with its index). */
@@ -96,11 +102,14 @@ class Lane {
     await this.counters[0]?.set(0);
   }
 
-  /** One timed window: every client loops until the deadline, then finishes what it started. */
-  async window(durationMs: number, drainMs: number): Promise<void> {
+  /**
+   * One window: every client loops until the deadline, then finishes what it started. An untimed
+   * window (a warm-up) only counts its critical sections and overlaps, for the counter check.
+   */
+  async window(durationMs: number, drainMs: number, timed = true): Promise<void> {
     let inside = 0;
     const holders: number[] = [];
-    this.holders.push(holders);
+    if (timed) this.holders.push(holders);
     const started = performance.now();
     const deadline = started + durationMs;
     const stuckAt = deadline + drainMs;
@@ -113,7 +122,7 @@ class Lane {
         while (handle === null) {
           try {
             handle = await lock.acquire(this.key);
-            if (handle === null) this.giveUps++;
+            if (handle === null && timed) this.giveUps++;
           } catch (error) {
             this.errors.record(error);
           }
@@ -126,9 +135,11 @@ class Lane {
         }
         const granted = performance.now();
         if (++inside > 1) this.overlaps++;
-        this.waitsMs.push(granted - asked);
-        holders.push(id);
-        if (granted <= deadline) this.perClient[id] = (this.perClient[id] as number) + 1;
+        if (timed) {
+          this.waitsMs.push(granted - asked);
+          holders.push(id);
+          if (granted <= deadline) this.perClient[id] = (this.perClient[id] as number) + 1;
+        }
         await counter.set((await counter.get()) + 1);
         this.sections++;
         inside--;
@@ -140,6 +151,7 @@ class Lane {
       }
     };
     await Promise.all(this.locks.map((_, id) => loop(id)));
+    if (!timed) return;
     this.timedMs += durationMs;
     this.rounds++;
   }
@@ -197,6 +209,9 @@ export async function runContendedInterleaved(
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < lanes.length; i++) {
         const lane = lanes[(round + i) % lanes.length] as Lane;
+        if (lane.rounds === 0 && (options.warmupMs ?? 0) > 0) {
+          await lane.window(options.warmupMs ?? 0, options.drainMs, false);
+        }
         await lane.window(options.durationMs / rounds, options.drainMs);
         if (lane.rounds === rounds) options.onResult?.(await lane.result());
       }
