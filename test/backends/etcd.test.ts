@@ -13,7 +13,8 @@ import {
   LockLostError,
   LockTimeoutError,
 } from '../../src/core/errors.js';
-import { createLocks } from '../../src/core/locks.js';
+import type { Lease } from '../../src/core/lease.js';
+import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { runConformanceSuite } from '../../src/testing/index.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
 import { freePort, waitUntil } from '../harness/process.js';
@@ -306,6 +307,26 @@ async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<bool
   return !settled;
 }
 
+/**
+ * Start an acquire of `key` for each of `waiters`, one at a time, each once the one before it is
+ * queued (as `probe` sees the queue): the queue then holds them in this order.
+ */
+async function queueInOrder<
+  const W extends readonly { locks: LockManager; signal?: AbortSignal }[],
+>(probe: LockManager, key: string, waiters: W): Promise<{ [K in keyof W]: Promise<Lease> }> {
+  const pending: Promise<Lease>[] = [];
+  for (const [index, { locks, signal }] of waiters.entries()) {
+    const waiting = locks.acquire(key, signal ? { signal } : {});
+    waiting.catch(() => undefined); // the caller awaits it
+    pending.push(waiting);
+    await waitUntil(
+      `waiter ${index + 1} queued`,
+      async () => (await probe.inspect(key))?.waiters === index + 1,
+    );
+  }
+  return pending as { [K in keyof W]: Promise<Lease> };
+}
+
 describe('etcd backend predecessor watchers', () => {
   it('hands off in FIFO order over many rounds, reusing the watchers of the entries ahead', async () => {
     const key = freshKey('fifo-rounds');
@@ -354,11 +375,10 @@ describe('etcd backend predecessor watchers', () => {
     try {
       const held = await a!.acquire(key);
       const leaving = new AbortController();
-      const bWaits = b!.acquire(key, { signal: leaving.signal });
-      bWaits.catch(() => undefined);
-      await waitUntil('b queued', async () => (await a!.inspect(key))?.waiters === 1);
-      const cWaits = c!.acquire(key);
-      await waitUntil('c queued', async () => (await a!.inspect(key))?.waiters === 2);
+      const [bWaits, cWaits] = await queueInOrder(a!, key, [
+        { locks: b!, signal: leaving.signal },
+        { locks: c! },
+      ]);
       // B leaves: C's predecessor is now A, which still holds.
       leaving.abort(new Error('left'));
       await expect(bWaits).rejects.toThrow('left');
@@ -406,13 +426,11 @@ describe('etcd backend predecessor watchers', () => {
     try {
       const aLease = await a!.acquire(key);
       const leaving = new AbortController();
-      const bWaits = b!.acquire(key, { signal: leaving.signal });
-      bWaits.catch(() => undefined);
-      await waitUntil('b queued', async () => (await a!.inspect(key))?.waiters === 1);
-      const cWaits = c!.acquire(key);
-      await waitUntil('c queued', async () => (await a!.inspect(key))?.waiters === 2);
-      const dWaits = d!.acquire(key);
-      await waitUntil('d queued', async () => (await a!.inspect(key))?.waiters === 3);
+      const [bWaits, cWaits, dWaits] = await queueInOrder(a!, key, [
+        { locks: b!, signal: leaving.signal },
+        { locks: c! },
+        { locks: d! },
+      ]);
       // D watches C (its predecessor) and B. B leaves: D reads, and watches C and A now.
       const beforeLeave = dReads;
       leaving.abort(new Error('left'));
