@@ -38,7 +38,7 @@ import { BackendUnavailableError, LockClosedError } from '../../core/errors.js';
 import { isLeaseGone, toLockError } from './errors.js';
 import { KeyLayout, prefixEnd } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
-import { firstGone, PredecessorWatchers, type WatchedEntry } from './predecessor.js';
+import { firstGone, PredecessorWatchers, type Gone, type WatchedEntry } from './predecessor.js';
 import { EtcdSession } from './session.js';
 import { pause, raceAbort } from './signals.js';
 
@@ -343,13 +343,18 @@ export class EtcdBackend implements LockBackend {
           signal,
         );
         sentAt = Date.now();
-        if (gone === 0 && predecessorHolds && !session.lost) {
+        if (gone.index === 0 && predecessorHolds && !session.lost) {
           // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
           // entry could only have gone with the session, checked just now, or by an operator's
           // forceRelease, which a holder learns of at its next extend either way.)
           return this.#hold(entry, revision, sentAt, request.ttlMs);
         }
         queue = await this.#waitingRange(dir, revision, session, signal);
+        if (BigInt(queue.header.revision) < gone.revision) {
+          // A member that has not applied the delete we saw yet still shows that entry, and we
+          // would wait on it again, find it gone at once, and read again: ask through the leader.
+          queue = await this.#waitingRange(dir, revision, session, signal, false);
+        }
       }
     } catch (error) {
       // Leave nothing behind: a waiter that gives up (deadline, abort, failure) leaves the queue.
@@ -412,7 +417,7 @@ export class EtcdBackend implements LockBackend {
     seenRevision: bigint,
     session: EtcdSession,
     signal: AbortSignal,
-  ): Promise<number> {
+  ): Promise<Gone> {
     this.#anchorWatchStream();
     return firstGone({
       client: this.#client,

@@ -154,6 +154,16 @@ export interface AheadWait {
   readonly callOptions: () => { readonly deadline: number };
 }
 
+/** How a {@link firstGone} wait ended. */
+export interface Gone {
+  /** Which watched entry is gone, or -1 when one may be (a watch error, the periodic re-check). */
+  readonly index: number;
+  /** A store revision at which that entry was gone (0 when `index` is -1). */
+  readonly revision: bigint;
+}
+
+const MAYBE_GONE: Gone = Object.freeze({ index: -1, revision: 0n });
+
 /** One watched entry's state during a wait. */
 interface Watching {
   readonly entry: WatchedEntry;
@@ -162,9 +172,9 @@ interface Watching {
 }
 
 /**
- * Resolve once one of the watched entries may be gone: with its index on a delete of its name
- * after our read (it is gone), with -1 on a watch error or the periodic re-check (something may
- * be). Rejects on abort, session loss or the backend's close.
+ * Resolve once one of the watched entries may be gone: with its index (and the revision of its
+ * delete) on a delete of its name after our read (it is gone), with -1 on a watch error or the
+ * periodic re-check (something may be). Rejects on abort, session loss or the backend's close.
  *
  * Why two entries: a waiter whose predecessor is not yet the holder must read the queue again
  * once the predecessor goes (it may have given up, leaving older entries). Watching the entry
@@ -181,16 +191,16 @@ interface Watching {
  * the watch's start, one read checks the entry is still there. A reused watcher that started at
  * or before our read saw every later event, so it needs no read.
  */
-export function firstGone(wait: AheadWait): Promise<number> {
+export function firstGone(wait: AheadWait): Promise<Gone> {
   const { client, session, signal, closing, seenRevision } = wait;
-  return new Promise<number>((resolve, reject) => {
+  return new Promise<Gone>((resolve, reject) => {
     let settled = false;
     const watching: Watching[] = wait.entries.map((entry) => ({
       entry,
       watch: wait.watchers.take(entry.name),
       checking: false,
     }));
-    const finish = (error?: unknown, gone = -1) => {
+    const finish = (error?: unknown, gone = MAYBE_GONE) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -209,7 +219,9 @@ export function firstGone(wait: AheadWait): Promise<number> {
     const onSessionLost = () => finish(session.signal.reason);
     const check = (one: Watching, index: number) => {
       const { watch, entry } = one;
-      if (watch.lastDelete > seenRevision) return finish(undefined, index);
+      if (watch.lastDelete > seenRevision) {
+        return finish(undefined, { index, revision: watch.lastDelete });
+      }
       // Cannot tell what was missed: re-check by range.
       if (watch.broken) return finish();
       if (watch.connectedAt === undefined || watch.connectedAt <= seenRevision || one.checking) {
@@ -221,7 +233,7 @@ export function firstGone(wait: AheadWait): Promise<number> {
           // Entry names are reused: the same name with a newer create revision is a new entry
           // behind us, and the one we watch is gone.
           if (found.kvs[0]?.create_revision !== entry.kv.create_revision) {
-            finish(undefined, index);
+            finish(undefined, { index, revision: BigInt(found.header.revision) });
           }
         },
         () => finish(), // cannot tell: re-check by range
