@@ -7,7 +7,7 @@ import { etcdBackend } from '../src/backends/etcd/index.js';
 import { distlockVariants } from './contenders/distlock.js';
 import { etcdReleaseWriteCeiling } from './contenders/etcd-ceiling.js';
 import { connectEtcd } from './contenders/etcd-connection.js';
-import { etcd3Lock, etcdPutDelete } from './contenders/etcd-floor-and-peer.js';
+import { etcd3Lock, etcdPutDelete, etcdTxnDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
 import { contendedTable, uncontendedTable, type StoreResults } from './report.js';
 import { runContendedInterleaved } from './scenarios/contended.js';
@@ -38,6 +38,7 @@ export async function benchEtcd(
   const distlockRows = await distlockContenders(port);
   const contenders: Contender[] = [
     etcdPutDelete(port),
+    etcdTxnDelete(port),
     ...distlockRows,
     etcd3Lock(port, {
       ttlSeconds: TTL_MS / 1000,

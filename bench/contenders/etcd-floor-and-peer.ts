@@ -1,7 +1,8 @@
 /**
- * On etcd: the floor (one put + one delete, two fsynced writes, no lock) and `etcd3`'s own `Lock`
- * (lease grant + compare-and-put under it; release revokes the lease). `etcd3`'s Lock cannot wait,
- * so the harness retries it with jittered exponential backoff.
+ * On etcd: the floors (one put + one delete, two fsynced writes, no lock; and the txn + delete
+ * that a lock must at least send) and `etcd3`'s own `Lock` (lease grant + compare-and-put under
+ * it; release revokes the lease). `etcd3`'s Lock cannot wait, so the harness retries it with
+ * jittered exponential backoff.
  */
 import { EtcdLockFailedError, type Lock } from 'etcd3';
 import { sleep, type Contender, type LockClient } from './contender.js';
@@ -24,6 +25,48 @@ export function etcdPutDelete(port: number): Contender {
         },
         async release(key) {
           await etcd.delete().key(key);
+        },
+        close: async () => etcd.close(),
+      };
+    },
+  };
+}
+
+/**
+ * The least an etcd lock itself must send: one txn that puts the key only if the lock's
+ * directory is empty (the check every lock makes; a plain put cannot make it) and one delete.
+ * No lease, no queue, no fence bookkeeping: it shows how much of distlock's B1 ratio is the txn.
+ */
+export function etcdTxnDelete(port: number): Contender {
+  return {
+    name: 'txn + delete',
+    role: 'floor',
+    excludes: false,
+    tuned: false,
+    settings: 'txn: put key/x if nothing under key/ exists; delete key/x (2 writes, no lock)',
+    async createClient(): Promise<LockClient<Buffer>> {
+      const etcd = await connectEtcd(port);
+      return {
+        async acquire(key) {
+          const entry = Buffer.from(`${key}/x`);
+          const dir = Buffer.from(`${key}/`);
+          const dirEnd = Buffer.from(`${key}0`); // '0' follows '/'
+          await etcd.kv.txn({
+            compare: [
+              {
+                key: dir,
+                range_end: dirEnd,
+                target: 'Create',
+                result: 'Equal',
+                create_revision: 0,
+              },
+            ],
+            success: [{ request_put: { key: entry, value: Buffer.from('held') } }],
+          });
+          return entry;
+        },
+        async release(entry) {
+          await etcd.kv.deleteRange({ key: entry });
         },
         close: async () => etcd.close(),
       };
