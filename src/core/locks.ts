@@ -99,6 +99,13 @@ export interface WithLockOptions extends AcquireOptions {
   readonly renewEveryMs?: number;
 }
 
+/** A backend's `lost` reason as the error a lease reports (under the caller's key). */
+function lostError(key: string, reason: unknown): LockLostError {
+  return reason instanceof LockLostError
+    ? reason
+    : new LockLostError(key, 'unreachable', { cause: reason });
+}
+
 /**
  * One lock API over any backend.
  *
@@ -123,8 +130,14 @@ export class LockManager {
   readonly #onEvent: LockEventHandler | undefined;
   readonly #driftFactor: number;
   readonly #held = new Set<Lease>();
-  /** Removes a held lease's listener on its backend's `lost` signal (backends that have one). */
-  readonly #detachLost = new Map<Lease, () => void>();
+  /**
+   * Held leases by the backend `lost` signal they follow (backends that have one): one listener per
+   * signal, however many leases share it (etcd: one signal per session). Adding and removing an
+   * EventTarget listener per lease measurably slowed an uncontended acquire + release.
+   */
+  readonly #lostFollowers = new WeakMap<AbortSignal, Set<Lease>>();
+  /** Each held lease's entry in `#lostFollowers`, removed when the lease settles. */
+  readonly #following = new Map<Lease, Set<Lease>>();
   /** What every lease of this manager shares (one object, not one per lease). */
   readonly #leaseContext: LeaseContext;
   /**
@@ -173,10 +186,10 @@ export class LockManager {
       onEvent: this.#onEvent,
       onSettled: (lease) => {
         this.#held.delete(lease);
-        const detach = this.#detachLost.get(lease);
-        if (detach) {
-          this.#detachLost.delete(lease);
-          detach();
+        const followers = this.#following.get(lease);
+        if (followers) {
+          this.#following.delete(lease);
+          followers.delete(lease);
         }
       },
     };
@@ -524,22 +537,33 @@ export class LockManager {
       this.#sweeper = setInterval(() => this.#sweep(), SWEEP_EVERY_MS);
       this.#sweeper.unref?.();
     }
-    if (lost) {
-      const onLost = () =>
-        lease.markLost(
-          lost.reason instanceof LockLostError
-            ? lost.reason
-            : new LockLostError(request.userKey, 'unreachable', { cause: lost.reason }),
-        );
-      if (lost.aborted) onLost();
-      else {
-        lost.addEventListener('abort', onLost, { once: true });
-        // Removed once the lease is released or lost (see #leaseContext): a backend may share
-        // one signal among many leases (etcd: one per session).
-        this.#detachLost.set(lease, () => lost.removeEventListener('abort', onLost));
-      }
-    }
+    if (lost) this.#followLost(lease, lost);
     return lease;
+  }
+
+  /** Mark `lease` lost when the backend's `lost` signal aborts (until the lease settles). */
+  #followLost(lease: Lease, lost: AbortSignal): void {
+    if (lost.aborted) {
+      lease.markLost(lostError(lease.key, lost.reason));
+      return;
+    }
+    let followers = this.#lostFollowers.get(lost);
+    if (!followers) {
+      const leases = new Set<Lease>();
+      followers = leases;
+      this.#lostFollowers.set(lost, leases);
+      lost.addEventListener(
+        'abort',
+        () => {
+          // markLost settles each lease, which takes it out of the set: iterate over a copy.
+          for (const follower of [...leases])
+            follower.markLost(lostError(follower.key, lost.reason));
+        },
+        { once: true },
+      );
+    }
+    followers.add(lease);
+    this.#following.set(lease, followers);
   }
 
   #emitAcquired(lease: Lease, waitedMs: number, attempts: number): void {

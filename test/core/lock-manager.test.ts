@@ -220,7 +220,7 @@ describe('waiting', () => {
 });
 
 describe("a backend's lost signal", () => {
-  it('may be shared by many leases: released leases stop listening, held ones are marked lost', async () => {
+  it('may be shared by many leases: one listener for all, released leases are not marked lost', async () => {
     const inner = memoryBackend();
     const shared = new AbortController();
     const backend: LockBackend = {
@@ -236,8 +236,10 @@ describe("a backend's lost signal", () => {
     };
     const locks = createLocks({ backend, ttlMs: 60_000 });
     for (let i = 0; i < 50; i++) await (await locks.acquire(`done-${i}`)).release();
-    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(0);
+    // One listener per signal for the manager, not one per lease (nor one left per release).
+    expect(getEventListeners(shared.signal, 'abort')).toHaveLength(1);
     const held = await locks.acquire('held');
+    const alsoHeld = await locks.acquire('also-held');
     const released = await locks.acquire('released');
     await released.release();
     expect(getEventListeners(shared.signal, 'abort')).toHaveLength(1);
@@ -245,7 +247,13 @@ describe("a backend's lost signal", () => {
     expect(held.lost).toBe(true);
     expect(held.signal.reason).toBeInstanceOf(LockLostError);
     expect((held.signal.reason as LockLostError).reason).toBe('unreachable');
+    expect((held.signal.reason as LockLostError).key).toBe('held');
+    expect(alsoHeld.lost).toBe(true);
+    expect((alsoHeld.signal.reason as LockLostError).key).toBe('also-held');
     expect(released.lost).toBe(false);
+    // A signal that is already aborted marks a new lease lost at once.
+    const late = await locks.acquire('late');
+    expect(late.lost).toBe(true);
   });
 });
 
