@@ -6,10 +6,10 @@
  *   predecessor (the entry with the next-lower create revision); we then wait for the deletion of
  *   the predecessor (and, until the predecessor holds the lock, of the entry before it, so that
  *   the handoff itself needs no read): waiters are served in create-revision order, and each
- *   release wakes at most two waiters, never the whole queue. (A key not known to be contended is first tried with a txn that only puts
- *   if empty, which is cheaper to send; finding it taken costs one more txn then.) Watchers of
- *   predecessors are kept a while and reused, as a waiter's predecessor is usually the same entry
- *   name every round.
+ *   release wakes at most two waiters, never the whole queue. (A key not known to be contended is
+ *   first tried with a txn that only puts if empty, which is cheaper to send; finding it taken
+ *   costs one more txn then.) Watchers of the entries ahead are kept a while and reused, as a
+ *   waiter's predecessor is usually the same entry name every round.
  * - Fence: the create revision of the holder's entry (etcd revisions only grow).
  * - Release: one delete of our own entry. Entry names are reserved per request until the entry is
  *   gone, so this can only delete our holding; a release by token without a local record deletes

@@ -2,9 +2,9 @@
  * The etcd backend (`distlock/etcd`): etcd's mutex recipe over one session lease per backend.
  * Waiters queue in etcd in arrival (create-revision) order and each watches its predecessor (and
  * the entry before it until the predecessor holds the lock, so a handoff needs no read), never the
- * whole queue;
- * fences are etcd revisions; acquiring and releasing are one write each; a holder whose session
- * keep-alives fail is told its lease is lost (`lease.signal`) before etcd can let anyone else in.
+ * whole queue; fences are etcd revisions; acquiring and releasing are one write each; a holder
+ * whose session keep-alives fail is told its lease is lost (`lease.signal`) before etcd can let
+ * anyone else in.
  *
  * Requires the optional peer dependency `etcd3`.
  *
