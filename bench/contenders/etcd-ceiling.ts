@@ -1,7 +1,7 @@
 /**
  * The ceiling of any etcd lock under contention (B2 only): a lock that is perfect everywhere but
- * at the store. Exclusion and the FIFO handoff happen in this process, for free (no watch, no
- * read, no queue entry to write); the one thing kept is the write every release of an etcd lock
+ * at the store. Exclusion and the FIFO handoff happen in this process, for free, in distlock's
+ * memory backend (no watch, no read, no queue entry to write); the one thing kept is the write every release of an etcd lock
  * must make (here a delete), awaited before the next holder may go, since other processes can
  * only learn of a release once etcd has it.
  *
@@ -9,53 +9,40 @@
  * the same fairness. It shows how far the targets can go on this machine: the rest of a section
  * is the benchmark's own counter read and write.
  */
+import type { LeaseRef } from '../../src/core/backend.js';
+import { memoryBackend } from '../../src/backends/memory/index.js';
 import type { Contender, LockClient } from './contender.js';
 import { connectEtcd } from './etcd-connection.js';
 
-/** An in-process FIFO mutex per key, shared by the clients of one contender. */
-class LocalQueue {
-  #held = false;
-  readonly #waiters: (() => void)[] = [];
-
-  async take(): Promise<void> {
-    if (!this.#held) {
-      this.#held = true;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-
-  /** Hand over to the longest waiter, or free. */
-  give(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#held = false;
-  }
-}
+/** Longer than any run: the in-process lock never expires under a client. */
+const TTL_MS = 3_600_000;
+/** The memory backend's waits follow a signal; these never end. */
+const NEVER = new AbortController().signal;
+const NO_ABORT = { signal: NEVER, onAbort: () => () => undefined };
 
 /** The ceiling: in-process FIFO handoff plus one delete per release, on the client's own connection. */
 export function etcdReleaseWriteCeiling(port: number): Contender {
-  const queues = new Map<string, LocalQueue>();
+  const local = memoryBackend();
+  let tokens = 0;
   return {
     name: 'ceiling: free handoff + release write',
     role: 'floor',
     excludes: true,
     tuned: false,
     settings: 'in-process FIFO handoff; each release deletes a key in etcd first (no lock in etcd)',
-    async createClient(): Promise<LockClient<string>> {
+    async createClient(): Promise<LockClient<LeaseRef>> {
       const etcd = await connectEtcd(port);
       return {
         async acquire(key) {
-          let queue = queues.get(key);
-          if (!queue) queues.set(key, (queue = new LocalQueue()));
-          await queue.take();
-          return key;
+          const request = { key, token: String((tokens += 1)), ttlMs: TTL_MS };
+          await local.acquire!(request, NO_ABORT);
+          return request;
         },
-        async release(key) {
+        async release(lease) {
           try {
-            await etcd.delete().key(`${key}/released`);
+            await etcd.delete().key(`${lease.key}/released`);
           } finally {
-            queues.get(key)?.give();
+            await local.release(lease);
           }
         },
         close: async () => etcd.close(),

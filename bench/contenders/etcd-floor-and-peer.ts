@@ -4,7 +4,7 @@
  * it; release revokes the lease). `etcd3`'s Lock cannot wait, so the harness retries it with
  * jittered exponential backoff.
  */
-import { EtcdLockFailedError, type Lock } from 'etcd3';
+import { EtcdLockFailedError, type ITxnRequest, type Lock } from 'etcd3';
 import { sleep, type Contender, type LockClient } from './contender.js';
 import { connectEtcd } from './etcd-connection.js';
 
@@ -46,23 +46,32 @@ export function etcdTxnDelete(port: number): Contender {
     settings: 'txn: put key/x if nothing under key/ exists; delete key/x (2 writes, no lock)',
     async createClient(): Promise<LockClient<Buffer>> {
       const etcd = await connectEtcd(port);
-      return {
-        async acquire(key) {
+      // A floor sends its requests and nothing else: each key's request is built once.
+      const requests = new Map<string, { entry: Buffer; txn: ITxnRequest }>();
+      const requestFor = (key: string) => {
+        let known = requests.get(key);
+        if (!known) {
           const entry = Buffer.from(`${key}/x`);
-          const dir = Buffer.from(`${key}/`);
-          const dirEnd = Buffer.from(`${key}0`); // '0' follows '/'
-          await etcd.kv.txn({
+          const txn: ITxnRequest = {
             compare: [
               {
-                key: dir,
-                range_end: dirEnd,
+                key: Buffer.from(`${key}/`),
+                range_end: Buffer.from(`${key}0`), // '0' follows '/'
                 target: 'Create',
                 result: 'Equal',
                 create_revision: 0,
               },
             ],
             success: [{ request_put: { key: entry, value: Buffer.from('held') } }],
-          });
+          };
+          requests.set(key, (known = { entry, txn }));
+        }
+        return known;
+      };
+      return {
+        async acquire(key) {
+          const { entry, txn } = requestFor(key);
+          await etcd.kv.txn(txn);
           return entry;
         },
         async release(entry) {

@@ -40,12 +40,8 @@ export interface Deadline {
   /**
    * Call `listener` with the reason when the deadline ends (at once if it has), without building
    * `signal`: a controller per wait is a measurable share of a contended acquire. Returns a
-   * function that removes the listener.
-   */
-  subscribe(listener: (reason: unknown) => void): () => void;
-  /**
-   * `subscribe`, bound: with `signal`, the deadline is itself the options object of a queued
-   * backend acquire (`QueuedAcquireOptions`), so an acquire builds no separate one.
+   * function that removes the listener. Bound, so that with `signal` the deadline is itself the
+   * options object of a queued backend acquire (`QueuedAcquireOptions`): no separate one is built.
    */
   readonly onAbort: (listener: (reason: unknown) => void) => () => void;
   /** End the deadline now with `reason` (as a parent's abort would); no-op once ended. */
@@ -91,8 +87,6 @@ class LazyDeadline implements Deadline {
   #reason: unknown;
   #expired = false;
   #disposed = false;
-  readonly onAbort = (listener: (reason: unknown) => void): (() => void) =>
-    this.subscribe(listener);
 
   constructor(
     ms: number,
@@ -126,7 +120,7 @@ class LazyDeadline implements Deadline {
     return Date.now() - this.#startedAt >= this.#ms;
   }
 
-  subscribe(listener: (reason: unknown) => void): () => void {
+  readonly onAbort = (listener: (reason: unknown) => void): (() => void) => {
     this.#arm();
     if (this.#ended) {
       listener(this.#reason);
@@ -138,7 +132,7 @@ class LazyDeadline implements Deadline {
       const index = listeners.indexOf(listener);
       if (index >= 0) listeners.splice(index, 1);
     };
-  }
+  };
 
   dispose(): void {
     this.#disposed = true;

@@ -18,11 +18,11 @@ import {
   type LostEvent,
   type ReleasedEvent,
 } from './events.js';
+import { driftMs, validateTtl } from './options.js';
 
 /** The events a lease emits, and what each adds to the fields they share. */
 type LeaseEvent = ExtendedEvent | ReleasedEvent | LostEvent;
 type OwnFields<E> = E extends LeaseEvent ? Omit<E, 'key' | 'backend' | 'token'> : never;
-import { driftMs, validateTtl } from './options.js';
 
 /** What a lease needs from the manager that created it (one object per manager). */
 export interface LeaseContext {

@@ -14,7 +14,7 @@ describe('deadline', () => {
   it('tells subscribers the timeout reason when the time is up, without building a signal', async () => {
     const wait = deadline(100, [], timeout);
     const seen: unknown[] = [];
-    wait.subscribe((reason) => seen.push(reason));
+    wait.onAbort((reason) => seen.push(reason));
     await vi.advanceTimersByTimeAsync(99);
     expect(seen).toEqual([]);
     expect(wait.aborted).toBe(false);
@@ -33,7 +33,7 @@ describe('deadline', () => {
     const parent = new AbortController();
     const wait = deadline(10_000, [undefined, parent.signal], timeout);
     const seen: unknown[] = [];
-    wait.subscribe((reason) => seen.push(reason));
+    wait.onAbort((reason) => seen.push(reason));
     const signal = wait.signal;
     parent.abort('closed');
     expect(seen).toEqual(['closed']);
@@ -47,12 +47,12 @@ describe('deadline', () => {
     parent.abort('already');
     const ended = deadline(10_000, [parent.signal], timeout);
     const late: unknown[] = [];
-    ended.subscribe((reason) => late.push(reason));
+    ended.onAbort((reason) => late.push(reason));
     expect(late).toEqual(['already']);
 
     const wait = deadline(50, [], timeout);
     const gone: unknown[] = [];
-    const unsubscribe = wait.subscribe((reason) => gone.push(reason));
+    const unsubscribe = wait.onAbort((reason) => gone.push(reason));
     unsubscribe();
     await vi.advanceTimersByTimeAsync(100);
     expect(gone).toEqual([]);
@@ -63,7 +63,7 @@ describe('deadline', () => {
     const parent = new AbortController();
     const wait = deadline(1_000, [parent.signal], timeout);
     const seen: unknown[] = [];
-    wait.subscribe((reason) => seen.push(reason));
+    wait.onAbort((reason) => seen.push(reason));
     expect(vi.getTimerCount()).toBe(1);
     wait.dispose();
     expect(vi.getTimerCount()).toBe(0);
@@ -77,7 +77,7 @@ describe('deadline', () => {
     early.end('closed');
     expect(early.aborted).toBe(true);
     const seen: unknown[] = [];
-    early.subscribe((reason) => seen.push(reason));
+    early.onAbort((reason) => seen.push(reason));
     expect(seen).toEqual(['closed']);
     expect(early.signal.reason).toBe('closed');
     await vi.advanceTimersByTimeAsync(200);
@@ -85,7 +85,7 @@ describe('deadline', () => {
     expect(vi.getTimerCount()).toBe(0);
 
     const armed = deadline(100, [], timeout);
-    armed.subscribe((reason) => seen.push(reason));
+    armed.onAbort((reason) => seen.push(reason));
     armed.end('closed later');
     expect(seen).toEqual(['closed', 'closed later']);
     await vi.advanceTimersByTimeAsync(200);
