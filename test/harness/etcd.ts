@@ -10,6 +10,7 @@ import {
   freePort,
   killAndWait,
   spawnServer,
+  startOnFreePorts,
   tempDir,
   waitUntil,
 } from './process.js';
@@ -19,6 +20,8 @@ const run = promisify(execFile);
 /** One etcd member (its process is replaced when it is restarted). */
 export interface EtcdMember {
   readonly name: string;
+  /** Its `--name`, unique to this cluster: how its answers are told from another etcd's. */
+  readonly uniqueName: string;
   /** `127.0.0.1:port` of its client endpoint. */
   readonly endpoint: string;
   process: ChildProcess & { output: () => string };
@@ -73,20 +76,27 @@ function alive(member: EtcdMember): boolean {
  */
 export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
   ensureEtcd();
+  return startOnFreePorts(() => startEtcdOnce(size));
+}
+
+async function startEtcdOnce(size: 1 | 3): Promise<EtcdServer> {
   const dir = tempDir('distlock-etcd-');
   const ports: Array<{ name: string; client: number; peer: number }> = [];
   for (let i = 1; i <= size; i += 1) {
     ports.push({ name: `m${i}`, client: await freePort(), peer: await freePort() });
   }
-  const initialCluster = ports.map((p) => `${p.name}=http://127.0.0.1:${p.peer}`).join(',');
   // One token for the whole cluster (members derive the cluster ID from it), unique per cluster.
   const clusterToken = `distlock-${process.pid}-${ports[0]!.peer}`;
+  const uniqueName = (name: string) => `${name}-${clusterToken}`;
+  const initialCluster = ports
+    .map((p) => `${uniqueName(p.name)}=http://127.0.0.1:${p.peer}`)
+    .join(',');
   const members: EtcdMember[] = ports.map((p) => {
     const clientUrl = `http://127.0.0.1:${p.client}`;
     const peerUrl = `http://127.0.0.1:${p.peer}`;
     const args = [
       '--name',
-      p.name,
+      uniqueName(p.name),
       '--data-dir',
       join(dir.path, p.name),
       '--listen-client-urls',
@@ -110,6 +120,7 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
     ];
     return {
       name: p.name,
+      uniqueName: uniqueName(p.name),
       endpoint: `127.0.0.1:${p.client}`,
       process: spawnServer('etcd', args),
       args,
@@ -152,6 +163,12 @@ export async function startEtcd(size: 1 | 3 = 1): Promise<EtcdServer> {
               throw new Error(`etcd ${member.name} exited:\n${member.process.output()}`);
             }
             await etcdctl([member.endpoint], ['endpoint', 'health']);
+            // Healthy, but ours? If its port was taken, another test's etcd may answer there
+            // while this member is still exiting.
+            const list = await etcdctl([member.endpoint], ['member', 'list']);
+            if (!list.includes(`, ${member.uniqueName}, `)) {
+              throw new Error(`${member.endpoint} is another etcd's`);
+            }
             return true;
           },
           timeoutMs,

@@ -99,6 +99,21 @@ export function spawnServer(
   return Object.assign(child, { output: () => output });
 }
 
+/**
+ * Start a server, trying again (on new free ports) if it fails to come up. A port picked by
+ * `freePort` can be taken before the server binds it: by a server another test file starts at the
+ * same moment, or as the local port of some client's connection.
+ */
+export async function startOnFreePorts<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+    }
+  }
+}
+
 /** SIGKILL a child and wait for it to exit. */
 export async function killAndWait(
   child: ChildProcess,

@@ -12,6 +12,7 @@ import {
   freePort,
   killAndWait,
   spawnServer,
+  startOnFreePorts,
   tempDir,
   waitUntil,
 } from './process.js';
@@ -30,13 +31,22 @@ async function redisCli(port: number, args: string[]): Promise<string> {
   return stdout;
 }
 
+/**
+ * Wait until `child` answers on `port`. The answer must come from `child` itself (its process
+ * id): if the port was taken, another test's server may answer while `child` is still exiting.
+ */
 async function waitForPing(port: number, child: ChildProcess & { output: () => string }) {
   try {
     await waitUntil(
       `redis-server on port ${port}`,
       async () => {
         if (child.exitCode !== null) throw new Error(`redis-server exited:\n${child.output()}`);
-        return (await redisCli(port, ['ping'])).trim() === 'PONG';
+        const info = await redisCli(port, ['info', 'server']);
+        const pid = /process_id:(\d+)/.exec(info)?.[1];
+        if (pid !== undefined && Number(pid) !== child.pid) {
+          throw new Error(`port ${port} is another redis-server's (pid ${pid})`);
+        }
+        return pid !== undefined;
       },
       10_000,
     );
@@ -73,6 +83,10 @@ export interface RedisServer {
  */
 export async function startRedis(): Promise<RedisServer> {
   ensureRedis();
+  return startOnFreePorts(startRedisOnce);
+}
+
+async function startRedisOnce(): Promise<RedisServer> {
   const port = await freePort();
   const spawnOne = async () => {
     const child = spawnServer('redis-server', [
@@ -120,6 +134,10 @@ export interface RedisCluster {
  */
 export async function startRedisCluster(): Promise<RedisCluster> {
   ensureRedis();
+  return startOnFreePorts(startRedisClusterOnce);
+}
+
+async function startRedisClusterOnce(): Promise<RedisCluster> {
   const dir = tempDir('distlock-redis-cluster-');
   const children: ChildProcess[] = [];
   const ports: number[] = [];
