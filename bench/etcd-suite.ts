@@ -66,7 +66,7 @@ export async function benchEtcd(
     b1,
     b2: [],
     b2Reference: 'any',
-    b2Ceiling: ceiling.name,
+    b2Bound: { row: ceiling.name, label: 'ceiling' },
   };
   show(uncontendedTable(partial));
 

@@ -52,6 +52,7 @@ export async function benchRedis(
     redisSemaphore(port, { ttlMs: TTL_MS, tuned: false }),
     redisSemaphore(port, { ttlMs: TTL_MS, tuned: true, retryIntervalMs: 1 }),
   ];
+  const fairFloor = fifoHandoffFloor(port, { ttlMs: TTL_MS });
   for (const contender of contenders)
     log(`redis: ${contender.name.padEnd(28)} ${contender.settings}`);
 
@@ -74,14 +75,12 @@ export async function benchRedis(
     b1,
     b2: [],
     b2Reference: 'tuned',
+    b2Bound: { row: fairFloor.name, label: 'FIFO floor' },
   };
   show(uncontendedTable(partial));
 
   // The FIFO handoff floor only makes sense under contention: B2 alone.
-  const lockRows = [
-    ...contenders.filter((c) => c.excludes),
-    fifoHandoffFloor(port, { ttlMs: TTL_MS }),
-  ];
+  const lockRows = [...contenders.filter((c) => c.excludes), fairFloor];
   log(
     `redis B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
       `in ${options.contendedRounds} interleaved round(s), after ${options.contendedWarmupMs / 1000} s of warm-up each`,

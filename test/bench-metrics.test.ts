@@ -7,9 +7,10 @@ import {
   sameHolderShare,
   summarize,
 } from '../bench/metrics.js';
-import type { Contender, LockClient } from '../bench/contenders/contender.js';
+import type { Contender, ContenderRole, LockClient } from '../bench/contenders/contender.js';
+import { checkTargets, type StoreResults } from '../bench/report.js';
 import { parseDuration } from '../bench/options.js';
-import { runContended } from '../bench/scenarios/contended.js';
+import { runContended, type ContendedResult } from '../bench/scenarios/contended.js';
 import type { CounterFactory } from '../bench/scenarios/counter.js';
 
 describe('percentile (nearest rank)', () => {
@@ -220,5 +221,86 @@ describe('B2 correctness check (runContended)', () => {
     expect(result.correct).toBe(false);
     expect(result.overlaps).toBeGreaterThan(0);
     expect(result.counter).toBeLessThan(result.sections);
+  });
+});
+
+describe('target checks (checkTargets)', () => {
+  const b1Row = (name: string, role: 'distlock' | 'floor', p50Us: number) => ({
+    name,
+    role,
+    tuned: false,
+    pairs: 100,
+    p50Us,
+    p99Us: p50Us,
+    meanUs: p50Us,
+    opsPerSec: 1e6 / p50Us,
+    giveUps: 0,
+    errors: 0,
+  });
+  const b2Row = (
+    name: string,
+    role: ContenderRole,
+    tuned: boolean,
+    opsPerSec: number,
+    waitP99Ms: number,
+    waitMaxMs: number,
+  ): ContendedResult => ({
+    name,
+    role,
+    tuned,
+    clients: 8,
+    durationMs: 5000,
+    rounds: 2,
+    opsPerSec,
+    waitP50Ms: waitP99Ms / 2,
+    waitP99Ms,
+    waitMaxMs,
+    perClient: [1, 1],
+    jain: 1,
+    sameHolder: 0,
+    giveUps: 0,
+    errors: 0,
+    sections: 10,
+    counter: 10,
+    overlaps: 0,
+    correct: true,
+  });
+  const results: StoreResults = {
+    store: 'redis',
+    floor: 'floor',
+    b1: [b1Row('floor', 'floor', 100), b1Row('distlock', 'distlock', 110)],
+    b2: [
+      b2Row('distlock', 'distlock', false, 3000, 6, 9),
+      b2Row('peer tuned', 'peer', true, 2500, 50, 150),
+      b2Row('peer defaults', 'peer', false, 2600, 0.3, 2000),
+      b2Row('fair floor', 'floor', false, 3300, 4, 16),
+    ],
+    b2Reference: 'tuned',
+    b2Bound: { row: 'fair floor', label: 'FIFO floor' },
+  };
+
+  it("checks B2 against the best tuned peer and shows the bound row's figure beside each", () => {
+    const checks = checkTargets(results);
+    const byTarget = (prefix: string) => checks.find((c) => c.target.startsWith(prefix));
+    expect(byTarget('B1 p50')?.met).toBe(true);
+    expect(byTarget('B2 ops/s')).toMatchObject({
+      met: true,
+      measured: '3,000 ops/s (limit 2,500 ops/s); FIFO floor 3,300 ops/s',
+    });
+    expect(byTarget('B2 p99')).toMatchObject({
+      met: false,
+      measured: '6.0 ms (limit 5.0 ms); FIFO floor 4.0 ms',
+    });
+    expect(byTarget('B2 max')).toMatchObject({
+      met: true,
+      measured: '9.0 ms (limit 15.0 ms); FIFO floor 16.0 ms',
+    });
+  });
+
+  it('shows no note without a bound row', () => {
+    const checks = checkTargets({ ...results, b2Bound: undefined });
+    expect(checks.find((c) => c.target.startsWith('B2 ops/s'))?.measured).toBe(
+      '3,000 ops/s (limit 2,500 ops/s)',
+    );
   });
 });
