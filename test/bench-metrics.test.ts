@@ -297,6 +297,28 @@ describe('target checks (checkTargets)', () => {
     });
   });
 
+  it('checks etcd against 3x etcd3 Lock and its p99 only, beside the ceiling', () => {
+    const checks = checkTargets({
+      ...results,
+      store: 'etcd',
+      b2Reference: 'any',
+      b2Bound: { row: 'fair floor', label: 'ceiling' },
+    });
+    const b2 = checks.filter((c) => c.target.startsWith('B2 ops') || c.target.includes('wait'));
+    expect(b2).toMatchObject([
+      {
+        target: 'B2 ops/s ≥ 3x etcd3 Lock',
+        measured: '3,000 ops/s (limit 7,800 ops/s); ceiling 3,300 ops/s',
+        met: false,
+      },
+      {
+        target: 'B2 p99 wait ≤ etcd3 Lock / 10',
+        measured: '6.0 ms (limit 0.0 ms); ceiling 4.0 ms',
+        met: false,
+      },
+    ]);
+  });
+
   it('shows no note without a bound row', () => {
     const checks = checkTargets({ ...results, b2Bound: undefined });
     expect(checks.find((c) => c.target.startsWith('B2 ops/s'))?.measured).toBe(
