@@ -13,6 +13,7 @@ import {
   startOnFreePorts,
   tempDir,
   waitUntil,
+  WillNotHappen,
 } from './process.js';
 
 const run = promisify(execFile);
@@ -160,14 +161,16 @@ async function startEtcdOnce(size: 1 | 3): Promise<EtcdServer> {
           `etcd ${member.name} at ${member.endpoint} to be healthy`,
           async () => {
             if (!alive(member)) {
-              throw new Error(`etcd ${member.name} exited:\n${member.process.output()}`);
+              throw new WillNotHappen(`etcd ${member.name} exited:\n${member.process.output()}`);
             }
             await etcdctl([member.endpoint], ['endpoint', 'health']);
             // Healthy, but ours? If its port was taken, another test's etcd may answer there
             // while this member is still exiting.
             const list = await etcdctl([member.endpoint], ['member', 'list']);
             if (!list.includes(`, ${member.uniqueName}, `)) {
-              throw new Error(`${member.endpoint} is another etcd's`);
+              throw new Error(
+                `${member.endpoint} is another etcd's (or ours has not published its name yet)`,
+              );
             }
             return true;
           },

@@ -57,6 +57,12 @@ export function ensureCommand(command: string, debPackages: string[]): void {
   if (!commandExists(command)) throw new Error(`"${command}" is still missing after: ${install}`);
 }
 
+/**
+ * Thrown by a {@link waitUntil} check when waiting longer cannot help (the server exited, or
+ * another process answers on its port): the wait ends at once instead of at its timeout.
+ */
+export class WillNotHappen extends Error {}
+
 /** Poll `check` until it resolves truthy or `timeoutMs` passes. */
 export async function waitUntil(
   what: string,
@@ -70,6 +76,7 @@ export async function waitUntil(
     try {
       if (await check()) return;
     } catch (error) {
+      if (error instanceof WillNotHappen) throw error;
       lastError = error;
     }
     await new Promise((r) => setTimeout(r, intervalMs));

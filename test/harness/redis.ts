@@ -15,6 +15,7 @@ import {
   startOnFreePorts,
   tempDir,
   waitUntil,
+  WillNotHappen,
 } from './process.js';
 
 const run = promisify(execFile);
@@ -40,11 +41,13 @@ async function waitForPing(port: number, child: ChildProcess & { output: () => s
     await waitUntil(
       `redis-server on port ${port}`,
       async () => {
-        if (child.exitCode !== null) throw new Error(`redis-server exited:\n${child.output()}`);
+        if (child.exitCode !== null) {
+          throw new WillNotHappen(`redis-server exited:\n${child.output()}`);
+        }
         const info = await redisCli(port, ['info', 'server']);
         const pid = /process_id:(\d+)/.exec(info)?.[1];
         if (pid !== undefined && Number(pid) !== child.pid) {
-          throw new Error(`port ${port} is another redis-server's (pid ${pid})`);
+          throw new WillNotHappen(`port ${port} is another redis-server's (pid ${pid})`);
         }
         return pid !== undefined;
       },
