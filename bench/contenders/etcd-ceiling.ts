@@ -1,9 +1,9 @@
 /**
  * The ceiling of any etcd lock under contention (B2 only): a lock that is perfect everywhere but
  * at the store. Exclusion and the FIFO handoff happen in this process, for free, in distlock's
- * memory backend (no watch, no read, no queue entry to write); the one thing kept is the write every release of an etcd lock
- * must make (here a delete), awaited before the next holder may go, since other processes can
- * only learn of a release once etcd has it.
+ * memory backend (no watch, no read, no queue entry to write); the one thing kept is the write
+ * every release of an etcd lock must make (here a delete), awaited before the next holder may go,
+ * since other processes can only learn of a release once etcd has it.
  *
  * No lock on etcd can give more critical sections per second than this row, nor shorter waits at
  * the same fairness. It shows how far the targets can go on this machine: the rest of a section
@@ -11,8 +11,8 @@
  */
 import type { LeaseRef } from '../../src/core/backend.js';
 import { memoryBackend } from '../../src/backends/memory/index.js';
-import type { Contender, LockClient } from './contender.js';
-import { connectEtcd } from './etcd-connection.js';
+import type { Contender } from './contender.js';
+import { onOwnEtcdConnection } from './etcd-connection.js';
 
 /** Longer than any run: the in-process lock never expires under a client. */
 const TTL_MS = 3_600_000;
@@ -30,9 +30,8 @@ export function etcdReleaseWriteCeiling(port: number): Contender {
     excludes: true,
     tuned: false,
     settings: 'in-process FIFO handoff; each release deletes a key in etcd first (no lock in etcd)',
-    async createClient(): Promise<LockClient<LeaseRef>> {
-      const etcd = await connectEtcd(port);
-      return {
+    createClient: () =>
+      onOwnEtcdConnection<LeaseRef>(port, (etcd) => ({
         async acquire(key) {
           const request = { key, token: String((tokens += 1)), ttlMs: TTL_MS };
           await local.acquire!(request, NO_ABORT);
@@ -45,8 +44,6 @@ export function etcdReleaseWriteCeiling(port: number): Contender {
             await local.release(lease);
           }
         },
-        close: async () => etcd.close(),
-      };
-    },
+      })),
   };
 }

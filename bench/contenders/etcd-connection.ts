@@ -1,4 +1,5 @@
 import { Etcd3 } from 'etcd3';
+import type { LockClient } from './contender.js';
 
 /**
  * A fresh etcd3 client with its own gRPC connection: grpc-js shares subchannels between clients
@@ -11,4 +12,14 @@ export async function connectEtcd(port: number): Promise<Etcd3> {
   });
   await client.get('bench:ready').string();
   return client;
+}
+
+/** A contender's client on its own etcd connection ({@link connectEtcd}), closed with it. */
+export async function onOwnEtcdConnection<Handle>(
+  port: number,
+  client: (etcd: Etcd3) => Omit<LockClient<Handle>, 'close'>,
+): Promise<LockClient<Handle>> {
+  const etcd = await connectEtcd(port);
+  const { acquire, release } = client(etcd);
+  return { acquire, release, close: async () => etcd.close() };
 }

@@ -5,8 +5,8 @@
  * jittered exponential backoff.
  */
 import { EtcdLockFailedError, type ITxnRequest, type Lock } from 'etcd3';
-import { sleep, type Contender, type LockClient } from './contender.js';
-import { connectEtcd } from './etcd-connection.js';
+import { sleep, type Contender } from './contender.js';
+import { onOwnEtcdConnection } from './etcd-connection.js';
 
 /** One put + one delete of the key: what a lock that holds a session lease must at least write. */
 export function etcdPutDelete(port: number): Contender {
@@ -16,9 +16,8 @@ export function etcdPutDelete(port: number): Contender {
     excludes: false,
     tuned: false,
     settings: 'put key, delete key (2 writes, no lock)',
-    async createClient(): Promise<LockClient<string>> {
-      const etcd = await connectEtcd(port);
-      return {
+    createClient: () =>
+      onOwnEtcdConnection<string>(port, (etcd) => ({
         async acquire(key) {
           await etcd.put(key).value('held');
           return key;
@@ -26,9 +25,7 @@ export function etcdPutDelete(port: number): Contender {
         async release(key) {
           await etcd.delete().key(key);
         },
-        close: async () => etcd.close(),
-      };
-    },
+      })),
   };
 }
 
@@ -44,42 +41,41 @@ export function etcdTxnDelete(port: number): Contender {
     excludes: false,
     tuned: false,
     settings: 'txn: put key/x if nothing under key/ exists; delete key/x (2 writes, no lock)',
-    async createClient(): Promise<LockClient<Buffer>> {
-      const etcd = await connectEtcd(port);
-      // A floor sends its requests and nothing else: each key's request is built once.
-      const requests = new Map<string, { entry: Buffer; txn: ITxnRequest }>();
-      const requestFor = (key: string) => {
-        let known = requests.get(key);
-        if (!known) {
-          const entry = Buffer.from(`${key}/x`);
-          const txn: ITxnRequest = {
-            compare: [
-              {
-                key: Buffer.from(`${key}/`),
-                range_end: Buffer.from(`${key}0`), // '0' follows '/'
-                target: 'Create',
-                result: 'Equal',
-                create_revision: 0,
-              },
-            ],
-            success: [{ request_put: { key: entry, value: Buffer.from('held') } }],
-          };
-          requests.set(key, (known = { entry, txn }));
-        }
-        return known;
-      };
-      return {
-        async acquire(key) {
-          const { entry, txn } = requestFor(key);
-          await etcd.kv.txn(txn);
-          return entry;
-        },
-        async release(entry) {
-          await etcd.kv.deleteRange({ key: entry });
-        },
-        close: async () => etcd.close(),
-      };
-    },
+    createClient: () =>
+      onOwnEtcdConnection<Buffer>(port, (etcd) => {
+        // A floor sends its requests and nothing else: each key's request is built once.
+        const requests = new Map<string, { entry: Buffer; txn: ITxnRequest }>();
+        const requestFor = (key: string) => {
+          let known = requests.get(key);
+          if (!known) {
+            const entry = Buffer.from(`${key}/x`);
+            const txn: ITxnRequest = {
+              compare: [
+                {
+                  key: Buffer.from(`${key}/`),
+                  range_end: Buffer.from(`${key}0`), // '0' follows '/'
+                  target: 'Create',
+                  result: 'Equal',
+                  create_revision: 0,
+                },
+              ],
+              success: [{ request_put: { key: entry, value: Buffer.from('held') } }],
+            };
+            requests.set(key, (known = { entry, txn }));
+          }
+          return known;
+        };
+        return {
+          async acquire(key) {
+            const { entry, txn } = requestFor(key);
+            await etcd.kv.txn(txn);
+            return entry;
+          },
+          async release(entry) {
+            await etcd.kv.deleteRange({ key: entry });
+          },
+        };
+      }),
   };
 }
 
@@ -101,9 +97,8 @@ export function etcd3Lock(
     excludes: true,
     tuned: options.tuned,
     settings: `ttl ${options.ttlSeconds} s; harness retry ${firstMs}→${maxMs} ms ×2, full jitter`,
-    async createClient(): Promise<LockClient<Lock>> {
-      const etcd = await connectEtcd(port);
-      return {
+    createClient: () =>
+      onOwnEtcdConnection<Lock>(port, (etcd) => ({
         async acquire(key) {
           for (let attempt = 0; ; attempt++) {
             const lock = etcd.lock(key).ttl(options.ttlSeconds);
@@ -119,8 +114,6 @@ export function etcd3Lock(
         async release(lock) {
           await lock.release();
         },
-        close: async () => etcd.close(),
-      };
-    },
+      })),
   };
 }
