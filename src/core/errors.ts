@@ -1,8 +1,12 @@
 /**
  * Every error distlock throws is a {@link LockError} with a literal `code`, a `retryable` flag and,
- * where one exists, the original `cause`. Expected outcomes (a lock held by someone else, a release
- * by a non-owner) are values, not errors; only misuse and infrastructure failures throw.
+ * where one exists, a `cause`: a sanitized copy of the original (see `redact.ts`), so that no secret
+ * a client library put on its error can reach a log. Expected outcomes (a lock held by someone
+ * else, a release by a non-owner) are values, not errors; only misuse and infrastructure failures
+ * throw.
  */
+
+import { safeCause } from './redact.js';
 
 /** All error codes, one per subclass. */
 export type LockErrorCode =
@@ -26,7 +30,8 @@ export class LockError extends Error {
     message: string,
     options: { retryable?: boolean; cause?: unknown } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // The cause is copied safe (see redact.ts): a client library's error may carry a password.
+    super(message, options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options.retryable ?? false;
