@@ -122,7 +122,10 @@ function sanitize(error: unknown, secrets: readonly string[], depth: number): Er
   for (const field of KEPT_FIELDS) {
     const value = source[field];
     if (typeof value === 'string') {
-      Object.defineProperty(copy, field, { value: redactSecrets(value, secrets), enumerable: true });
+      Object.defineProperty(copy, field, {
+        value: redactSecrets(value, secrets),
+        enumerable: true,
+      });
     } else if (typeof value === 'number') {
       Object.defineProperty(copy, field, { value, enumerable: true });
     }
@@ -152,6 +155,7 @@ const OWN_CODES = new Set([
   'UNAVAILABLE',
   'BACKEND',
   'UNSUPPORTED',
+  'LIMIT_MISMATCH',
   'CLOSED',
 ]);
 
