@@ -138,6 +138,11 @@ export class MemoryStore {
     return [...this.#keys.keys()].filter((key) => (this.#live(key)?.holders.size ?? 0) > 0);
   }
 
+  /** How many keys the store keeps state for (holders or waiters): 0 once every key is free. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
   queueLength(key: string): number {
     return this.#keys.get(key)?.queue.length ?? 0;
   }
