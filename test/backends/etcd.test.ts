@@ -76,7 +76,11 @@ describe('etcd backend options', () => {
       [{ client: {} }, 'client'],
       [{ url, sessionTtlMs: 999 }, 'sessionTtlMs'],
       [{ url, sessionTtlMs: 1.5e3 + 0.5 }, 'sessionTtlMs'],
-      [{ url, namespace: '' }, 'namespace'],
+      [{ url, namespace: 5 }, 'namespace'],
+      [{ url, layout: 'distlock-v1', namespace: '' }, 'namespace'],
+      [{ url, layout: 'go' }, 'layout'],
+      [{ url, connectTimeoutMs: 0 }, 'connectTimeoutMs'],
+      [{ url, releaseTimeoutMs: -1 }, 'releaseTimeoutMs'],
       [{ url, operationTimeoutMs: 0 }, 'operationTimeoutMs'],
       [{ url, retryTries: 0 }, 'retryTries'],
       [{ url, recheckMs: 1 }, 'recheckMs'],
@@ -186,8 +190,7 @@ describe('etcd backend behaviour', () => {
       const names = new Set<string>();
       for (let i = 0; i < 3; i += 1) {
         const lease = await a!.acquire(key);
-        const keys = await probe.getAll().prefix('distlock/').keys();
-        for (const name of keys) if (name.includes(encodeURIComponent(key))) names.add(name);
+        for (const name of await probe.getAll().prefix(`${key}/`).keys()) names.add(name);
         await lease.release();
       }
       expect(names.size).toBe(1);

@@ -117,7 +117,8 @@ export class EtcdCalls {
     options: RunOptions<T> = {},
   ): Promise<T> {
     const until = options.until ?? Infinity;
-    const tries = options.until !== undefined ? Infinity : (options.tries ?? this.#options.retryTries);
+    const tries =
+      options.until !== undefined ? Infinity : (options.tries ?? this.#options.retryTries);
     const closable = options.closable === true;
     let signal = options.signal;
     for (let attempt = 1; ; attempt += 1) {

@@ -17,6 +17,7 @@ import {
   ExponentialBackoff,
   handleWhen,
   retry,
+  type IBackoff,
 } from 'cockatiel';
 
 /** How long a host's open circuit refuses calls before it lets a trial call through. */
@@ -38,7 +39,12 @@ export function createEtcdClient(options: IOptions): Etcd3 {
         }),
       // One immediate try on each other host: a dead member costs no delay when others are up.
       global: retry(handled, { maxAttempts: Math.max(0, hosts.length - 1) }),
-      watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: WATCH_BACKOFF_MAX_MS }),
+      // etcd3 types this as a backoff but uses it as a factory (`.next()`), as its own default,
+      // `new ExponentialBackoff()`, is.
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 50,
+        maxDelay: WATCH_BACKOFF_MAX_MS,
+      }) as unknown as IBackoff<unknown>,
     },
   });
 }

@@ -11,7 +11,12 @@
  *   its create revision.
  */
 import type { IKeyValue } from 'etcd3';
-import type { ExtendResult, LeaseRef, OperationOptions, ReleaseOutcome } from '../../core/backend.js';
+import type {
+  ExtendResult,
+  LeaseRef,
+  OperationOptions,
+  ReleaseOutcome,
+} from '../../core/backend.js';
 import type { EtcdCalls } from './calls.js';
 import { readEntry } from './entry.js';
 import type { Holding, Holdings } from './holdings.js';

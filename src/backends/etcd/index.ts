@@ -80,7 +80,7 @@ export function etcdBackend(options: EtcdBackendOptions): LockBackend {
       throw new InvalidArgumentError('client', 'must be an Etcd3 client from the `etcd3` package');
     }
     // Its hosts, for messages only: a client passed in may not say.
-    const given = (options.client as { options?: Partial<IOptions> }).options;
+    const given = (options.client as unknown as { options?: Partial<IOptions> }).options;
     const endpoints = given?.hosts ? endpointsOf(given as IOptions) : ['its endpoints'];
     return new EtcdBackend(options.client, false, resolved, endpoints);
   }

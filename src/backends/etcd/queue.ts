@@ -276,7 +276,7 @@ export class LockQueue {
         sentAt = Date.now();
         view = await reads.ahead(dir, revision, waitOptions);
       }
-      for (let stale = false; ; ) {
+      for (let stale = false; ;) {
         this.#throwIfAborted(signal);
         if (!view.own && !stale) {
           // Maybe a member that has not applied our put yet: ask again through the leader.

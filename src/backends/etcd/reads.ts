@@ -69,9 +69,14 @@ export class QueueReads {
   /**
    * The view of a waiter from a range of the newest entries (keys only, newest first) read at
    * `max_create_revision` = `revision`, or `undefined` when that range was cut short by entries
-   * of nested keys (read with {@link QueueReads.ahead} then).
+   * of nested keys (read with {@link QueueReads.ahead} then). `complete`: the range had no limit.
    */
-  viewFrom(dir: string, revision: string, range: IRangeResponse): AheadView | undefined {
+  viewFrom(
+    dir: string,
+    revision: string,
+    range: IRangeResponse,
+    complete = false,
+  ): AheadView | undefined {
     const own = range.kvs[0]?.create_revision === revision ? range.kvs[0] : undefined;
     const ahead: IKeyValue[] = [];
     let nested = false;
@@ -81,7 +86,7 @@ export class QueueReads {
       else nested = true;
     }
     // A limited read that hit its limit may have left own entries out in favour of nested ones.
-    if (nested && ahead.length < AHEAD_READ && range.kvs.length >= 3) return undefined;
+    if (nested && !complete && ahead.length < AHEAD_READ && range.kvs.length >= 3) return undefined;
     return { own, ahead: ahead.slice(0, AHEAD_READ), revision: BigInt(range.header.revision) };
   }
 
@@ -120,7 +125,7 @@ export class QueueReads {
         ),
       options,
     );
-    return this.viewFrom(dir, revision, whole)!;
+    return this.viewFrom(dir, revision, whole, true)!;
   }
 
   #read(

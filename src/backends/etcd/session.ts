@@ -194,7 +194,8 @@ export class EtcdSession {
   async #revoke(until?: number): Promise<void> {
     await this.#calls.run(
       'session lease revoke',
-      (callOptions) => this.#calls.client.leaseClient.leaseRevoke({ ID: this.leaseId }, callOptions),
+      (callOptions) =>
+        this.#calls.client.leaseClient.leaseRevoke({ ID: this.leaseId }, callOptions),
       until === undefined ? { tries: 1 } : { until },
     );
   }
