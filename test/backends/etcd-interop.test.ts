@@ -57,13 +57,16 @@ async function queue(name: string): Promise<IKeyValue[]> {
 
 /**
  * A critical section that logs `start <who> <ms>` and `end <who> <ms>` lines to `log`, holding
- * for `holdS` seconds: the shell command `etcdctl lock` and `distlock run` run.
+ * for `holdS` seconds, or until the file `hold` names exists: the shell command `etcdctl lock`
+ * and `distlock run` run.
  */
-function section(log: string, who: string, holdS: number): string[] {
+function section(log: string, who: string, hold: number | string): string[] {
+  const wait =
+    typeof hold === 'number' ? `sleep ${hold}` : `while [ ! -e ${hold} ]; do sleep 0.05; done`;
   return [
     'sh',
     '-c',
-    `echo "start ${who} $(date +%s%3N)" >> ${log}; sleep ${holdS}; echo "end ${who} $(date +%s%3N)" >> ${log}`,
+    `echo "start ${who} $(date +%s%3N)" >> ${log}; ${wait}; echo "end ${who} $(date +%s%3N)" >> ${log}`,
   ];
 }
 
@@ -166,7 +169,8 @@ describe('etcd backend and `etcdctl lock` on the same name', () => {
   it('etcdctl first: distlock queues behind it, a later etcdctl behind distlock, in revision order', async () => {
     const name = freshName('ctl-first');
     const log = join(logs.path, `${counter}.log`);
-    const first = etcdctlLock(name, section(log, 'etcdctl1', 1.5));
+    const gate = `${log}.gate`; // etcdctl1 holds until the others have queued
+    const first = etcdctlLock(name, section(log, 'etcdctl1', gate));
     await waitUntil(
       'etcdctl holds',
       () => readLines(log).some((line) => line.startsWith('start etcdctl1')),
@@ -182,6 +186,8 @@ describe('etcd backend and `etcdctl lock` on the same name', () => {
     const lastRevision = BigInt(entries[2]!.create_revision);
     // distlock sees etcdctl's entry as the holder of the name.
     expect((await a.inspect(name))?.fence).toBe(firstRevision);
+    expect(readLines(log).some((line) => line.startsWith('start a'))).toBe(false);
+    appendFileSync(gate, '');
 
     const fence = await mine;
     expect(await exited(first)).toBe(0);
@@ -198,11 +204,19 @@ describe('etcd backend and `etcdctl lock` on the same name', () => {
     for (const distlockFirst of [true, false]) {
       const name = freshName(distlockFirst ? 'run-first' : 'run-second');
       const log = join(logs.path, `${counter}.log`);
-      const run = () => {
-        const cli = startCli(
-          ['run', name, '--backend', server.url, '--wait', '20s', '--', ...section(log, 'run', 1)],
-          {},
-        );
+      // The first holder holds until the second has queued behind it (its entry is in etcd).
+      const gate = `${log}.gate`;
+      const run = (hold: number | string) => {
+        const cli = startCli([
+          'run',
+          name,
+          '--backend',
+          server.url,
+          '--wait',
+          '20s',
+          '--',
+          ...section(log, 'run', hold),
+        ]);
         children.push(cli.child);
         return cli.done;
       };
@@ -212,25 +226,25 @@ describe('etcd backend and `etcdctl lock` on the same name', () => {
           () => readLines(log).some((line) => line.startsWith(`start ${who}`)),
           15_000,
         );
-      let runDone: ReturnType<typeof run>;
-      let ctl: ChildProcess;
-      if (distlockFirst) {
-        runDone = run();
-        await started('run');
-        ctl = etcdctlLock(name, section(log, 'etcdctl', 0.3));
-      } else {
-        ctl = etcdctlLock(name, section(log, 'etcdctl', 1));
-        await started('etcdctl');
-        runDone = run();
-      }
-      const [result, ctlCode] = await Promise.all([runDone, exited(ctl)]);
+      const [first, second] = distlockFirst ? ['run', 'etcdctl'] : ['etcdctl', 'run'];
+      const lockWithEtcdctl = () =>
+        etcdctlLock(name, section(log, 'etcdctl', distlockFirst ? 0.3 : gate));
+      const firstRun = distlockFirst ? run(gate) : undefined;
+      const firstCtl = distlockFirst ? undefined : lockWithEtcdctl();
+      await started(first!);
+      const ctl = firstCtl ?? lockWithEtcdctl();
+      const laterRun = firstRun ?? run(0.3);
+      await waitUntil(`${second} queued`, async () => (await queue(name)).length === 2, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(readLines(log).some((line) => line.startsWith(`start ${second}`))).toBe(false);
+      appendFileSync(gate, '');
+      const [result, ctlCode] = await Promise.all([laterRun, exited(ctl)]);
       expect(result.code, result.stderr).toBe(0);
       expect(ctlCode).toBe(0);
       const sections = intervals(readLines(log));
-      expect(sections.map((s) => s.who)).toEqual(
-        distlockFirst ? ['run', 'etcdctl'] : ['etcdctl', 'run'],
-      );
+      expect(sections.map((s) => s.who)).toEqual([first, second]);
       expectNoOverlap(sections);
+      expect(await queue(name)).toEqual([]);
     }
   }, 60_000);
 });

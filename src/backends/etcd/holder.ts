@@ -50,6 +50,13 @@ function deleteIfRevision(kv: IKeyValue) {
   };
 }
 
+/** The lock directory of `lease` and this backend's holding of it, if any. */
+function holdingOf(parts: HolderParts, lease: LeaseRef): { dir: string; holding?: Holding } {
+  const dir = parts.layout.lockDir(lease.key);
+  const holding = parts.holdings.get(dir, lease.token);
+  return holding ? { dir, holding } : { dir };
+}
+
 /** Reset the lease's TTL (the reaper's timer), only if `lease.token` still holds the key. */
 export async function extendLock(
   parts: HolderParts,
@@ -57,9 +64,8 @@ export async function extendLock(
   ttlMs: number,
   options: OperationOptions,
 ): Promise<ExtendResult> {
-  const { layout, holdings, reads, dirs } = parts;
-  const dir = layout.lockDir(lease.key);
-  const holding = holdings.get(dir, lease.token);
+  const { holdings, reads, dirs } = parts;
+  const { dir, holding } = holdingOf(parts, lease);
   if (holding?.reaping) await holding.reaping;
   const sentAt = Date.now();
   // The reaper must not fire while the extend is in flight.
@@ -93,9 +99,8 @@ export async function releaseLock(
   lease: LeaseRef,
   options: OperationOptions,
 ): Promise<ReleaseOutcome> {
-  const { layout, holdings, reads, calls } = parts;
-  const dir = layout.lockDir(lease.key);
-  const holding = holdings.get(dir, lease.token);
+  const { holdings, reads, calls } = parts;
+  const { dir, holding } = holdingOf(parts, lease);
   if (holding) {
     const wasDone = holding.done;
     holdings.finish(holding);
