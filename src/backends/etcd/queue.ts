@@ -75,9 +75,10 @@ export class LockQueue {
     const keys = dirs.get(dir);
     for (let sessionAttempt = 1; ; sessionAttempt += 1) {
       calls.throwIfClosed();
+      // Before a session grant this may wait for: the lease's local deadline counts from here.
+      const sentAt = Date.now();
       const session = await sessions.forTtl(request.ttlMs);
       const entry = this.#newEntry(session, dir, request.token);
-      const sentAt = Date.now();
       let inFlight: Promise<unknown> | undefined;
       let response;
       try {
@@ -173,9 +174,11 @@ export class LockQueue {
     for (let sessionAttempt = 1; ; sessionAttempt += 1) {
       calls.throwIfClosed();
       if (sessionAttempt > 1) options.signal.throwIfAborted();
+      // Before a session grant this may wait for: the lease's local deadline counts from here.
+      const requestedAt = Date.now();
       const session = await sessions.forTtl(request.ttlMs);
       try {
-        return await this.#enqueueAndWait(request, session, options);
+        return await this.#enqueueAndWait(request, session, options, requestedAt);
       } catch (error) {
         // A wait ended by a closing lock manager settles only once this backend has closed, so
         // that the caller sees `close()` resolve no earlier than its pending acquires reject.
@@ -202,6 +205,7 @@ export class LockQueue {
     request: AcquireRequest,
     session: EtcdSession,
     options: QueuedAcquireOptions,
+    requestedAt: number,
   ): Promise<Granted> {
     const { calls, layout, dirs, reads, holdings } = this.#parts;
     const dir = layout.lockDir(request.key);
@@ -210,7 +214,7 @@ export class LockQueue {
     let revision: string | undefined;
     let inFlight: Promise<unknown> | undefined;
     try {
-      let sentAt = Date.now();
+      let sentAt = requestedAt;
       const put = this.#put(entry);
       const callOptions = {
         session,
