@@ -76,7 +76,11 @@ describe('etcd backend options', () => {
       [{ client: {} }, 'client'],
       [{ url, sessionTtlMs: 999 }, 'sessionTtlMs'],
       [{ url, sessionTtlMs: 1.5e3 + 0.5 }, 'sessionTtlMs'],
-      [{ url, namespace: '' }, 'namespace'],
+      [{ url, namespace: 5 }, 'namespace'],
+      [{ url, layout: 'distlock-v1', namespace: '' }, 'namespace'],
+      [{ url, layout: 'go' }, 'layout'],
+      [{ url, connectTimeoutMs: 0 }, 'connectTimeoutMs'],
+      [{ url, releaseTimeoutMs: -1 }, 'releaseTimeoutMs'],
       [{ url, operationTimeoutMs: 0 }, 'operationTimeoutMs'],
       [{ url, retryTries: 0 }, 'retryTries'],
       [{ url, recheckMs: 1 }, 'recheckMs'],
@@ -170,6 +174,45 @@ describe('etcd backend behaviour', () => {
     }
   });
 
+  it("keeps distlock 0.1's layout with layout 'distlock-v1'", async () => {
+    const key = freshKey('v1 ☃');
+    const backends = [1, 2].map(() => etcdBackend({ url: server.url, layout: 'distlock-v1' }));
+    const [a, b] = backends.map((backend) => createLocks({ backend }));
+    try {
+      const held = await a!.acquire(key);
+      const names = await probe
+        .getAll()
+        .prefix(`distlock/${encodeURIComponent(key)}/`)
+        .keys();
+      expect(names).toHaveLength(1);
+      expect(names[0]).toMatch(/^distlock\/[^/]+\/\d+-0$/);
+      expect(await b!.tryAcquire(key)).toBeNull();
+      expect((await b!.list('etcd-test/v1 ')).map((i) => i.key)).toContain(key);
+      await held.release();
+      expect(
+        await probe
+          .getAll()
+          .prefix(`distlock/${encodeURIComponent(key)}/`)
+          .keys(),
+      ).toEqual([]);
+    } finally {
+      await Promise.all([a!.close(), b!.close()]);
+    }
+  });
+
+  it('rejects a key with a lone surrogate (UTF-8 would make it another key) naming `key`', async () => {
+    const backend = etcdBackend({ url: server.url });
+    try {
+      const error = await backend
+        .tryAcquire({ key: 'a\uD800b', token: 't', ttlMs: 1_000 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).option).toBe('key');
+    } finally {
+      await backend.close();
+    }
+  });
+
   it('reports queued waiters in inspect and list, and reuses entry names', async () => {
     const key = freshKey('queue');
     const backends = [1, 2, 3].map(() => etcdBackend({ url: server.url }));
@@ -186,8 +229,7 @@ describe('etcd backend behaviour', () => {
       const names = new Set<string>();
       for (let i = 0; i < 3; i += 1) {
         const lease = await a!.acquire(key);
-        const keys = await probe.getAll().prefix('distlock/').keys();
-        for (const name of keys) if (name.includes(encodeURIComponent(key))) names.add(name);
+        for (const name of await probe.getAll().prefix(`${key}/`).keys()) names.add(name);
         await lease.release();
       }
       expect(names.size).toBe(1);

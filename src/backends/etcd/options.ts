@@ -19,17 +19,28 @@ export interface EtcdBackendOptions {
    */
   readonly url?: string;
   /**
-   * Prefix of every etcd key the backend writes; lock `k` lives under `<namespace><k>/`.
-   * @default 'distlock/'
+   * How lock keys map to etcd keys.
+   * - `'etcd-recipe'`: etcd's own mutex recipe (Go's `concurrency.Mutex`, which `etcdctl lock`
+   *   runs): lock `k` is the keys under `<namespace>k/`, one per holder or waiter, named after the
+   *   lease they live under (`k/<lease hex>`). distlock, `etcdctl lock k` and Go services locking
+   *   `k` exclude each other and queue in one create-revision order.
+   * - `'distlock-v1'`: the layout of distlock 0.1, `<namespace><percent-encoded k>/<lease>-<n>`,
+   *   which etcd's recipe does not see. Only to share locks with processes still on it.
+   * @default 'etcd-recipe'
+   */
+  readonly layout?: EtcdKeyLayout;
+  /**
+   * Prefix of every etcd key the backend writes; lock `k` lives under `<namespace>k/`.
+   * @default '' with the `etcd-recipe` layout (as `etcdctl lock k` does); 'distlock/' with `distlock-v1`
    */
   readonly namespace?: string;
   /**
-   * TTL of the session: the one etcd lease that every lock and queue entry of this backend is put
-   * under, kept alive every `sessionTtlMs / 3`. If this process dies or loses etcd, its locks are
-   * freed by etcd after at most this long; locally they are signalled lost (`AcquireResult.lost`)
-   * by the session's deadline measured from the last keep-alive that got through. etcd rounds
-   * TTLs up to whole seconds and to its minimum (2 s with default election settings).
-   * @default 10_000
+   * An upper bound on the TTL of the etcd leases that locks and queue entries are put under.
+   * Without it each holding lives under a lease of its own `ttlMs` rounded up to whole seconds
+   * (at least etcd's minimum, 2 s with default election settings): a crashed holder's lock comes
+   * free after that long. With it, after `min(ttlMs, sessionTtlMs)`; a live holder cut off from
+   * etcd is then also signalled lost that early (`lease.signal`).
+   * @default none: each lease's TTL is its request's `ttlMs`
    */
   readonly sessionTtlMs?: number;
   /**
@@ -38,13 +49,30 @@ export interface EtcdBackendOptions {
    */
   readonly operationTimeoutMs?: number;
   /**
+   * Until etcd has answered this backend once, each request's deadline instead: how long the first
+   * call waits for an etcd that accepts connections but never answers (a refused connection fails
+   * at once), as Go's `DialTimeout`. The error's `cause` chain ends at the root cause
+   * (`connect ECONNREFUSED host:port`, or an `ETIMEDOUT` naming the endpoints).
+   * @default 3_000
+   */
+  readonly connectTimeoutMs?: number;
+  /**
+   * How long `release()` (and `close()`, revoking this backend's leases) keeps retrying through an
+   * etcd outage before it gives up: a release then throws `BackendUnavailableError` while the
+   * backend goes on deleting the entry in the background; either way etcd frees the lock when its
+   * lease runs out. Never longer than that lease: after it there is nothing left to delete.
+   * @default 10_000
+   */
+  readonly releaseTimeoutMs?: number;
+  /**
    * Attempts of one operation on a transient error (leader election, connection reset), where a
-   * retry is safe. Waiting in the queue retries for as long as the wait lasts.
+   * retry is safe. Waiting in the queue retries for as long as the wait lasts; releasing for
+   * `releaseTimeoutMs`.
    * @default 4
    */
   readonly retryTries?: number;
   /**
-   * Delay before the second attempt; it doubles for each further attempt.
+   * Delay before the second attempt; it doubles for each further attempt (at most 1 s).
    * @default 100
    */
   readonly retryDelayMs?: number;
@@ -55,12 +83,16 @@ export interface EtcdBackendOptions {
    */
   readonly recheckMs?: number;
   /**
-   * Observes the session: each lease grant, each keep-alive that got through (with the session's
-   * new local deadline) and its loss. Exceptions thrown by it are ignored.
+   * Observes the sessions (one etcd lease per distinct lease TTL in use): each lease grant, each
+   * keep-alive that got through (with the session's new local deadline) and its loss. Exceptions
+   * thrown by it are ignored.
    * @default none
    */
   readonly onSessionEvent?: (event: EtcdSessionEvent) => void;
 }
+
+/** See {@link EtcdBackendOptions.layout}. */
+export type EtcdKeyLayout = 'etcd-recipe' | 'distlock-v1';
 
 /** What {@link EtcdBackendOptions.onSessionEvent} receives. */
 export type EtcdSessionEvent =
@@ -70,9 +102,12 @@ export type EtcdSessionEvent =
 
 /** Every default of the etcd backend. */
 export const ETCD_DEFAULTS = Object.freeze({
-  namespace: 'distlock/',
-  sessionTtlMs: 10_000,
+  layout: 'etcd-recipe' as EtcdKeyLayout,
+  /** Per layout: etcd's recipe has no namespace of its own. */
+  namespace: Object.freeze({ 'etcd-recipe': '', 'distlock-v1': 'distlock/' }),
   operationTimeoutMs: 5_000,
+  connectTimeoutMs: 3_000,
+  releaseTimeoutMs: 10_000,
   retryTries: 4,
   retryDelayMs: 100,
   recheckMs: 2_000,
@@ -80,9 +115,13 @@ export const ETCD_DEFAULTS = Object.freeze({
 
 /** Options with every default applied. */
 export interface ResolvedEtcdOptions {
+  readonly layout: EtcdKeyLayout;
   readonly namespace: string;
+  /** Upper bound on lease TTLs; `Infinity` when none was given. */
   readonly sessionTtlMs: number;
   readonly operationTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly releaseTimeoutMs: number;
   readonly retryTries: number;
   readonly retryDelayMs: number;
   readonly recheckMs: number;
@@ -101,26 +140,44 @@ function integer(value: unknown, option: string, min: number, max: number): numb
 
 /** Validate every option except the connection (`client` / `url`). */
 export function resolveOptions(options: EtcdBackendOptions): ResolvedEtcdOptions {
-  const namespace = options.namespace ?? ETCD_DEFAULTS.namespace;
-  if (typeof namespace !== 'string' || namespace.length === 0) {
-    throw new InvalidArgumentError('namespace', 'must be a non-empty string');
+  const layout = options.layout ?? ETCD_DEFAULTS.layout;
+  if (layout !== 'etcd-recipe' && layout !== 'distlock-v1') {
+    throw new InvalidArgumentError('layout', `must be 'etcd-recipe' or 'distlock-v1'`);
+  }
+  const namespace = options.namespace ?? ETCD_DEFAULTS.namespace[layout];
+  if (typeof namespace !== 'string' || (layout === 'distlock-v1' && namespace.length === 0)) {
+    throw new InvalidArgumentError(
+      'namespace',
+      layout === 'distlock-v1' ? 'must be a non-empty string' : 'must be a string',
+    );
   }
   const onSessionEvent = options.onSessionEvent;
   if (onSessionEvent !== undefined && typeof onSessionEvent !== 'function') {
     throw new InvalidArgumentError('onSessionEvent', 'must be a function');
   }
   return {
+    layout,
     namespace,
-    sessionTtlMs: integer(
-      options.sessionTtlMs ?? ETCD_DEFAULTS.sessionTtlMs,
-      'sessionTtlMs',
-      1_000,
-      24 * 3_600_000,
-    ),
+    sessionTtlMs:
+      options.sessionTtlMs === undefined
+        ? Infinity
+        : integer(options.sessionTtlMs, 'sessionTtlMs', 1_000, 24 * 3_600_000),
     operationTimeoutMs: integer(
       options.operationTimeoutMs ?? ETCD_DEFAULTS.operationTimeoutMs,
       'operationTimeoutMs',
       1,
+      3_600_000,
+    ),
+    connectTimeoutMs: integer(
+      options.connectTimeoutMs ?? ETCD_DEFAULTS.connectTimeoutMs,
+      'connectTimeoutMs',
+      1,
+      3_600_000,
+    ),
+    releaseTimeoutMs: integer(
+      options.releaseTimeoutMs ?? ETCD_DEFAULTS.releaseTimeoutMs,
+      'releaseTimeoutMs',
+      0,
       3_600_000,
     ),
     retryTries: integer(options.retryTries ?? ETCD_DEFAULTS.retryTries, 'retryTries', 1, 100),

@@ -1,13 +1,13 @@
 /**
- * A session: one etcd lease that every queue entry of a backend is put under, kept alive every
- * TTL/3 over one keep-alive stream.
+ * A session: one etcd lease that the queue entries of one lease TTL are put under, kept alive
+ * every TTL/3 over one keep-alive stream (see `sessions.ts` for why one per TTL).
  *
- * Why one lease per backend rather than one per lock: acquiring is then a single write (a txn that
- * puts the entry under the session's lease) and releasing a single write (a guarded delete),
- * where a lease per lock costs a grant and a revoke on top; and one keep-alive message per TTL/3
- * serves every lock this process holds. The price is that etcd only frees a lock by itself when
- * the whole session dies (process crash, partition): a live holder that stops extending is
- * reaped by its own backend at the lock's TTL instead (see `backend.ts`).
+ * Why a shared lease rather than one per lock: acquiring is then a single write (a txn that puts
+ * the entry under the session's lease) and releasing a single write (a delete), where a lease per
+ * lock costs a grant and a revoke on top; and one keep-alive message per TTL/3 serves every lock
+ * of that TTL this process holds. The price is that etcd only frees a lock by itself when the
+ * session dies (process crash, partition): a live holder that stops extending is reaped by its
+ * own backend at the lock's TTL instead (see `holdings.ts`).
  *
  * Local deadline: etcd restarts the lease's TTL when it *receives* a keep-alive, which is after we
  * sent it, so `sentAt + ttl` (less a drift margin) of the last answered keep-alive is a moment
@@ -15,10 +15,10 @@
  * session is lost: its `signal` aborts, and every lock held under it is reported lost before etcd
  * can let anyone else in.
  */
-import type { Etcd3, IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
+import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from 'etcd3';
 import { setMaxListeners } from 'node:events';
 import { BackendUnavailableError } from '../../core/errors.js';
-import { toLockError } from './errors.js';
+import type { EtcdCalls } from './calls.js';
 import type { ResolvedEtcdOptions } from './options.js';
 
 type KeepAliveStream = IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse>;
@@ -28,11 +28,16 @@ function driftMs(ttlMs: number): number {
   return Math.floor(ttlMs * 0.01) + 2;
 }
 
-/** One etcd lease kept alive for as long as the backend lives or until it is lost. */
+/** How long a session without entries lives on (for the next lock of its TTL) before it is revoked. */
+const IDLE_CLOSE_MS = 60_000;
+
+/** One etcd lease kept alive until it is closed, lost, or unused for a while. */
 export class EtcdSession {
   /** The etcd lease ID (a decimal string: IDs exceed 2^53). */
   readonly leaseId: string;
-  readonly #client: Etcd3;
+  /** The lease's TTL as etcd granted it (whole seconds, at least etcd's minimum). */
+  readonly ttlMs: number;
+  readonly #calls: EtcdCalls;
   readonly #options: ResolvedEtcdOptions;
   readonly #controller = new AbortController();
   /** Aborted only by a loss, not by `close()`: see {@link EtcdSession.lostSignal}. */
@@ -49,41 +54,56 @@ export class EtcdSession {
   #closed = false;
   /** Entry slots in use per lock directory (see `KeyLayout.entry`). */
   readonly #slots = new Map<string, Set<number>>();
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Called once the session has had no entry for a while (see {@link EtcdSession.grant}). */
+  readonly #onIdle: (session: EtcdSession) => void;
 
   private constructor(
-    client: Etcd3,
+    calls: EtcdCalls,
     leaseId: string,
+    ttlMs: number,
     grantSentAt: number,
     options: ResolvedEtcdOptions,
+    onIdle: (session: EtcdSession) => void,
   ) {
-    this.#client = client;
+    this.#calls = calls;
     this.leaseId = leaseId;
+    this.ttlMs = ttlMs;
     this.#options = options;
+    this.#onIdle = onIdle;
     this.#lastOkSentAt = grantSentAt;
     // Every waiter listens for the session's loss: many at once is expected, not a leak.
     setMaxListeners(0, this.#controller.signal);
     // Every lock held under the session listens for its loss (through the core).
     setMaxListeners(0, this.#lost.signal);
-    this.#intervalMs = Math.max(1, Math.floor(options.sessionTtlMs / 3));
+    this.#intervalMs = Math.max(1, Math.floor(ttlMs / 3));
     this.#interval = setInterval(() => this.#keepAlive(), this.#intervalMs);
     this.#interval.unref?.();
     this.#armDeadline();
+    this.#armIdle();
     this.#emit({ type: 'granted', leaseId, deadline: this.deadline });
   }
 
-  /** Grant a new lease and start keeping it alive. */
-  static async grant(client: Etcd3, options: ResolvedEtcdOptions): Promise<EtcdSession> {
+  /**
+   * Grant a new lease of `ttlSeconds` (etcd may raise it to its minimum) and start keeping it
+   * alive. `onIdle` is told when the session has had no entry for a while.
+   */
+  static async grant(
+    calls: EtcdCalls,
+    ttlSeconds: number,
+    options: ResolvedEtcdOptions,
+    onIdle: (session: EtcdSession) => void,
+  ): Promise<EtcdSession> {
+    // The first attempt's send time: no later than etcd started the granted lease's TTL.
     const sentAt = Date.now();
-    try {
-      const response = await client.leaseClient.leaseGrant(
-        { TTL: Math.ceil(options.sessionTtlMs / 1000) },
-        { deadline: sentAt + options.operationTimeoutMs },
-      );
-      if (response.error) throw new Error(response.error);
-      return new EtcdSession(client, response.ID, sentAt, options);
-    } catch (error) {
-      throw toLockError(error, 'session lease grant');
+    const response = await calls.run('session lease grant', (callOptions) =>
+      calls.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, callOptions),
+    );
+    if (response.error) {
+      throw calls.toLockError(new Error(response.error), 'session lease grant');
     }
+    const grantedMs = Math.max(ttlSeconds, Number(response.TTL)) * 1000;
+    return new EtcdSession(calls, response.ID, grantedMs, sentAt, options, onIdle);
   }
 
   /** Aborted (with a `BackendUnavailableError` reason) when the session is lost or closed. */
@@ -106,7 +126,7 @@ export class EtcdSession {
 
   /** Local epoch ms before which etcd cannot have expired this lease. */
   get deadline(): number {
-    return this.#lastOkSentAt + this.#options.sessionTtlMs - driftMs(this.#options.sessionTtlMs);
+    return this.#lastOkSentAt + this.ttlMs - driftMs(this.ttlMs);
   }
 
   /**
@@ -119,6 +139,8 @@ export class EtcdSession {
     let slot = 0;
     while (used.has(slot)) slot += 1;
     used.add(slot);
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
     return slot;
   }
 
@@ -127,6 +149,16 @@ export class EtcdSession {
     const used = this.#slots.get(dir);
     used?.delete(slot);
     if (used?.size === 0) this.#slots.delete(dir);
+    if (this.#slots.size === 0) this.#armIdle();
+  }
+
+  #armIdle(): void {
+    if (this.lost || this.#idleTimer !== undefined) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#slots.size === 0 && !this.lost) this.#onIdle(this);
+    }, IDLE_CLOSE_MS);
+    this.#idleTimer.unref?.();
   }
 
   /**
@@ -144,20 +176,27 @@ export class EtcdSession {
     this.#revoke().catch(() => undefined);
   }
 
-  /** Stop keeping the lease alive and revoke it (deleting every entry under it). */
-  async close(): Promise<void> {
+  /**
+   * Stop keeping the lease alive and revoke it (deleting every entry under it), retrying through
+   * an outage until `until` or the lease's own end, whichever comes first. Never rejects.
+   */
+  async close(until: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     const wasLost = this.lost;
     if (!wasLost) this.#controller.abort(new BackendUnavailableError('etcd session closed'));
     this.#stop();
-    if (!wasLost) await this.#revoke().catch(() => undefined);
+    if (wasLost) return;
+    // After its deadline etcd may have expired the lease already: nothing left to revoke.
+    await this.#revoke(Math.min(until, this.deadline)).catch(() => undefined);
   }
 
-  async #revoke(): Promise<void> {
-    await this.#client.leaseClient.leaseRevoke(
-      { ID: this.leaseId },
-      { deadline: Date.now() + this.#options.operationTimeoutMs },
+  async #revoke(until?: number): Promise<void> {
+    await this.#calls.run(
+      'session lease revoke',
+      (callOptions) =>
+        this.#calls.client.leaseClient.leaseRevoke({ ID: this.leaseId }, callOptions),
+      until === undefined ? { tries: 1 } : { until },
     );
   }
 
@@ -165,7 +204,8 @@ export class EtcdSession {
     clearInterval(this.#interval);
     clearTimeout(this.#deadlineTimer);
     clearTimeout(this.#retryTimer);
-    this.#interval = this.#deadlineTimer = this.#retryTimer = undefined;
+    clearTimeout(this.#idleTimer);
+    this.#interval = this.#deadlineTimer = this.#retryTimer = this.#idleTimer = undefined;
     this.#dropStream();
   }
 
@@ -175,7 +215,7 @@ export class EtcdSession {
       () => {
         this.markLost(
           new BackendUnavailableError(
-            `etcd session lease ${this.leaseId} lost: no keep-alive got through within ${this.#options.sessionTtlMs} ms`,
+            `etcd session lease ${this.leaseId} lost: no keep-alive got through within ${this.ttlMs} ms`,
           ),
         );
       },
@@ -198,7 +238,7 @@ export class EtcdSession {
     }
     if (this.#opening) return;
     this.#opening = true;
-    this.#client.leaseClient
+    this.#calls.client.leaseClient
       .leaseKeepAlive()
       .then((stream) => {
         this.#opening = false;
@@ -237,6 +277,7 @@ export class EtcdSession {
       return;
     }
     if (sentAt === undefined) return;
+    this.#calls.answered();
     if (sentAt > this.#lastOkSentAt) {
       this.#lastOkSentAt = sentAt;
       this.#armDeadline();
