@@ -267,6 +267,8 @@ export class LockQueue {
       const mine = response.responses[1]?.response_range.kvs[0];
       if (!mine) throw new BackendUnavailableError('etcd queue entry vanished; retry');
       revision = mine.create_revision;
+      // In line: from here on a failure happened mid-wait, and the core retries it.
+      options.onQueued?.();
       // Contended: waiting takes far longer than building the caller's signal.
       const signal = options.signal;
       const waitOptions = { session, signal, closable: true, tries: Infinity };
