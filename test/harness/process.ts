@@ -1,8 +1,9 @@
 /**
- * Shared helpers for test harnesses that spawn real servers on loopback: free ports, installing a
- * missing server from Debian's packages (as root), waiting for readiness, and killing process trees.
+ * Shared helpers for test harnesses that spawn real servers on loopback: free ports, waiting for
+ * readiness, and killing process trees. Which servers exist and how they are installed:
+ * `servers.ts` and `install-servers.ts`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,41 +21,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function commandExists(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-let aptUpdated = false;
-
-/**
- * Make sure `command` is on PATH. As root, installs `debPackages` with apt-get (running
- * `apt-get update` once); otherwise fails with the exact command to run. A missing server is a
- * test failure, never a skip.
- */
-export function ensureCommand(command: string, debPackages: string[]): void {
-  if (commandExists(command)) return;
-  const install = `apt-get install -y ${debPackages.join(' ')}`;
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `"${command}" is not installed. Install it with: sudo apt-get update && sudo ${install}`,
-    );
-  }
-  if (!aptUpdated) {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    aptUpdated = true;
-  }
-  execFileSync('sh', ['-c', install], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (!commandExists(command)) throw new Error(`"${command}" is still missing after: ${install}`);
 }
 
 /**
