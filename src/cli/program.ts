@@ -2,10 +2,10 @@
  * The `distlock` command line: argument parsing (commander), help text, and mapping every outcome
  * to an exit code. Each command's work lives in its own module.
  */
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultLockDir, parseDuration } from '../backend-url.js';
-import { describeError, exitCodeFor, UsageError } from './cli-error.js';
+import { describeFailure, exitCodeFor, UsageError } from './cli-error.js';
 import { demoCommand } from './demo-command.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { listCommand, releaseCommand, statusCommand } from './inspect-commands.js';
@@ -59,8 +59,10 @@ ${EXIT_CODES_HELP}`;
 
 function packageVersion(): string {
   try {
-    const url = new URL('../../package.json', import.meta.url);
-    const { version } = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
+    // The package's own package.json, by name (a self-reference): the same from src/ and dist/.
+    const { version } = createRequire(import.meta.url)('distlock/package.json') as {
+      version?: unknown;
+    };
     return typeof version === 'string' ? version : 'unknown';
   } catch {
     return 'unknown';
@@ -97,10 +99,18 @@ function configure(command: Command, hint: string): Command {
     .showSuggestionAfterError(true);
 }
 
+/** What a parsed command line did. */
+export interface ProgramResult {
+  exitCode: number;
+  /** The subcommand that ran (`run`, `status`…), once its action started. */
+  command: string | undefined;
+}
+
 /**
- * Build the `distlock` program. Each action stores its exit code in `result.exitCode`.
+ * Build the `distlock` program. Each action stores its exit code in `result.exitCode`, and the
+ * subcommand's name in `result.command` as it starts (error messages name it).
  */
-export function buildProgram(result: { exitCode: number }): Command {
+export function buildProgram(result: ProgramResult): Command {
   const program = configure(new Command('distlock'), 'distlock')
     .description(
       'Run a command while holding a distributed lock, and inspect or break locks, on files, ' +
@@ -108,7 +118,10 @@ export function buildProgram(result: { exitCode: number }): Command {
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
-    .addHelpText('after', `\n${BACKENDS_HELP}\n\n${EXIT_CODES_HELP}`);
+    .addHelpText('after', `\n${BACKENDS_HELP}\n\n${EXIT_CODES_HELP}`)
+    .hook('preAction', (_program, action) => {
+      result.command = action.name();
+    });
 
   const backendOption = () =>
     new Option('-b, --backend <url>', `where the locks live (default: $${BACKEND_URL_ENV})`);
@@ -240,7 +253,7 @@ export function buildProgram(result: { exitCode: number }): Command {
  * failures are printed as one line on stderr; nothing is thrown.
  */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const result = { exitCode: ExitCode.OK as number };
+  const result: ProgramResult = { exitCode: ExitCode.OK, command: undefined };
   try {
     await buildProgram(result).parseAsync([...argv]);
     return result.exitCode;
@@ -250,12 +263,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
     const exitCode = exitCodeFor(error);
-    const backend = openedBackendLabel();
-    printError(
-      exitCode === ExitCode.UNAVAILABLE && backend !== undefined
-        ? `backend ${backend} is unavailable: ${describeError(error)}`
-        : describeError(error),
-    );
+    printError(describeFailure(error, { command: result.command, backend: openedBackendLabel() }));
     if (
       exitCode === ExitCode.INTERNAL &&
       process.env.DISTLOCK_DEBUG === '1' &&

@@ -12,10 +12,9 @@
  * Not as root: it fails at once with the exact command to run. Run by hand:
  * `npx tsx test/harness/install-servers.ts`.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { runToEnd, withFileLock } from './process.js';
 import {
   installCommand,
   missingCommands,
@@ -65,64 +64,6 @@ function describeMissing({ server, commands }: Missing): string {
   return `${from}: ${commands.join(', ')} not found (${server.purpose})`;
 }
 
-/** Run a command to completion; rejects with its output's tail if it fails or times out. */
-function run(
-  command: string,
-  args: readonly string[],
-  options: { env: NodeJS.ProcessEnv; timeoutMs: number; stdio?: Array<'ignore' | 'pipe' | number> },
-): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, {
-      env: options.env,
-      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
-      timeout: options.timeoutMs,
-    });
-    let output = '';
-    const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4_000));
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      if (code === 0) return resolvePromise();
-      const how =
-        signal === null ? `exit code ${code}` : `${signal} (time limit ${options.timeoutMs} ms?)`;
-      reject(new Error(`${command} ${args.join(' ')} failed with ${how}:\n${output}`));
-    });
-  });
-}
-
-/**
- * Hold the machine-wide install lock while `body` runs. `flock(1)` locks the open file that this
- * process passes it as fd 3; the lock belongs to that open file, so it stays held after flock
- * exits, until this process closes the file (or dies: the kernel releases it, nothing goes stale).
- */
-async function withInstallLock<T>(
-  path: string,
-  timeoutS: number,
-  env: NodeJS.ProcessEnv,
-  body: () => Promise<T>,
-): Promise<T> {
-  const fd = openSync(path, 'a');
-  try {
-    await run('flock', ['--exclusive', '--wait', String(timeoutS), '3'], {
-      env,
-      timeoutMs: (timeoutS + 30) * 1_000,
-      stdio: ['ignore', 'pipe', 'pipe', fd],
-    }).catch((error: unknown) => {
-      const notFound = (error as NodeJS.ErrnoException).code === 'ENOENT';
-      throw new Error(
-        notFound
-          ? 'flock(1) is not installed (Debian: util-linux); it keeps installers from overlapping'
-          : `another installer held ${path} for more than ${timeoutS} s`,
-        { cause: error },
-      );
-    });
-    return await body();
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /**
  * Install every server in `servers` that is missing, as root, with one message per package;
  * resolves at once when nothing is missing.
@@ -156,10 +97,9 @@ export async function installMissingServers(
     );
   }
 
-  return withInstallLock(
+  return withFileLock(
     options.lockPath ?? DEFAULT_LOCK_PATH,
     options.lockTimeoutS ?? 600,
-    env,
     async () => {
       // Another installer may have finished while this one waited for the lock.
       const stillMissing = findMissing(servers, env);
@@ -172,8 +112,11 @@ export async function installMissingServers(
       for (const entry of stillMissing) log(`distlock tests: installing ${describeMissing(entry)}`);
       const aptEnv = { ...env, DEBIAN_FRONTEND: 'noninteractive' };
       const aptLock = ['-o', `DPkg::Lock::Timeout=${APT_LOCK_TIMEOUT_S}`];
-      await run('apt-get', [...aptLock, 'update', '-qq'], { env: aptEnv, timeoutMs: 300_000 });
-      await run('apt-get', [...aptLock, 'install', '-y', '-qq', ...packages], {
+      await runToEnd('apt-get', [...aptLock, 'update', '-qq'], {
+        env: aptEnv,
+        timeoutMs: 300_000,
+      });
+      await runToEnd('apt-get', [...aptLock, 'install', '-y', '-qq', ...packages], {
         env: aptEnv,
         timeoutMs: 900_000,
       });

@@ -4,7 +4,7 @@
  * `servers.ts` and `install-servers.ts`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,4 +96,76 @@ export async function killAndWait(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   await exited;
+}
+
+/** Options of {@link runToEnd}. */
+export interface RunToEndOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  readonly timeoutMs: number;
+  /** @default ['ignore', 'pipe', 'pipe'] */
+  readonly stdio?: Array<'ignore' | 'pipe' | number>;
+}
+
+/**
+ * Run a command to completion; resolves with its output, rejects with the output's tail if it
+ * fails or outlives `timeoutMs`.
+ */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  options: RunToEndOptions,
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve({ stdout, stderr });
+      const how =
+        signal === null ? `exit code ${code}` : `${signal} (time limit ${options.timeoutMs} ms?)`;
+      const tail = (stdout + stderr).slice(-4_000);
+      reject(new Error(`${command} ${args.join(' ')} failed with ${how}:\n${tail}`));
+    });
+  });
+}
+
+/**
+ * Hold an exclusive lock on the file at `path` while `body` runs, so that processes sharing the
+ * file take turns (two test runs installing servers, two test files packing the package).
+ * `flock(1)` locks the open file this process passes it as fd 3; the lock belongs to that open
+ * file, so it stays held after flock exits, until this process closes the file — or dies, when the
+ * kernel releases it: a lock never goes stale.
+ */
+export async function withFileLock<T>(
+  path: string,
+  timeoutS: number,
+  body: () => Promise<T>,
+): Promise<T> {
+  const fd = openSync(path, 'a');
+  try {
+    await runToEnd('flock', ['--exclusive', '--wait', String(timeoutS), '3'], {
+      timeoutMs: (timeoutS + 30) * 1_000,
+      stdio: ['ignore', 'pipe', 'pipe', fd],
+    }).catch((error: unknown) => {
+      const notFound = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new Error(
+        notFound
+          ? 'flock(1) is not installed (Debian: util-linux); it keeps processes from overlapping'
+          : `another process held ${path} for more than ${timeoutS} s`,
+        { cause: error },
+      );
+    });
+    return await body();
+  } finally {
+    closeSync(fd);
+  }
 }
