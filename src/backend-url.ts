@@ -291,14 +291,16 @@ const DURATION_UNITS_MS: Readonly<Record<string, number>> = Object.freeze({
 });
 
 /**
- * Parse a human duration into whole milliseconds: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a plain
- * number of milliseconds (`2500`). Rounds to the nearest millisecond.
+ * Parse a human duration into whole milliseconds: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a bare
+ * number of **seconds** (`5`, `2.5`), as `flock -w`, `timeout` and `etcdctl --ttl` read one.
+ * Rounds to the nearest millisecond.
  *
  * @param option the option name to blame in the error, e.g. `--ttl`.
  * @throws {InvalidArgumentError} for anything else (negative, empty, unknown unit, too large).
  * @example
  * ```ts
  * parseDuration('30s'); // 30000
+ * parseDuration('5'); // 5000
  * ```
  */
 export function parseDuration(text: string, option = 'duration'): number {
@@ -306,10 +308,10 @@ export function parseDuration(text: string, option = 'duration'): number {
   if (match === null) {
     throw new InvalidArgumentError(
       option,
-      `"${text}" is not a duration; use e.g. 500ms, 30s, 5m, 1h or a number of milliseconds`,
+      `"${text}" is not a duration; use e.g. 500ms, 30s, 5m, 1h, or a number of seconds`,
     );
   }
-  const unit = (match[2] ?? 'ms').toLowerCase();
+  const unit = (match[2] ?? 's').toLowerCase();
   const ms = Math.round(Number(match[1]) * (DURATION_UNITS_MS[unit] ?? 1));
   if (!Number.isSafeInteger(ms) || ms > 2_147_483_647) {
     // Node timers cannot wait longer than 2^31-1 ms (about 24.8 days).
