@@ -13,6 +13,7 @@ import type { FilesBackendOptions } from './backends/files/index.js';
 import type { RedisBackendOptions } from './backends/redis/index.js';
 import type { LockBackend } from './core/backend.js';
 import { InvalidArgumentError } from './core/errors.js';
+import { redactSecrets } from './core/redact.js';
 
 /** Options of {@link openBackend}. */
 export interface OpenBackendOptions {
@@ -226,50 +227,7 @@ function isAzureConnectionString(text: string): boolean {
   return /(^|;)\s*(DefaultEndpointsProtocol|AccountKey|UseDevelopmentStorage)=/i.test(text);
 }
 
-/**
- * Replace every secret in `text` with `***`: the password of any `scheme://user:password@host`
- * URL in it, Azure `AccountKey=`/`SharedAccessSignature=` values, and `password=`/`sig=` query
- * parameters. Safe to apply to whole messages.
- *
- * @example
- * ```ts
- * redactSecrets('cannot reach redis://app:hunter2@db:6379'); // 'cannot reach redis://app:***@db:6379'
- * ```
- */
-export function redactSecrets(text: string): string {
-  return (
-    text
-      // The password runs to the last '@' of the token, as URL parsers read it.
-      .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s'"`@/:]*):[^\s'"`]*@/gi, '$1:***@')
-      .replace(/((?:^|[;\s'"`])(?:AccountKey|SharedAccessSignature)=)[^;\s'"`]*/gi, '$1***')
-      .replace(
-        /([?&](?:password|pass|pwd|secret|token|sig|access_key|accountkey)=)[^&#\s'"`]*/gi,
-        '$1***',
-      )
-  );
-}
-
-/**
- * The secrets inside a backend URL or Azure connection string (its password, as written and
- * percent-decoded; an `AccountKey`), so that they can also be scrubbed where they appear
- * without the URL around them.
- */
-export function secretsOf(url: string): string[] {
-  const found: string[] = [];
-  const password = /^[a-z][a-z0-9+.-]*:\/\/[^\s/@:]*:([^\s]*)@/i.exec(url)?.[1];
-  if (password) {
-    found.push(password);
-    try {
-      found.push(decodeURIComponent(password));
-    } catch {
-      // not valid percent-encoding: the raw form is all there is
-    }
-  }
-  for (const match of url.matchAll(/(?:AccountKey|SharedAccessSignature|password)=([^;&\s]+)/gi)) {
-    if (match[1]) found.push(match[1]);
-  }
-  return [...new Set(found)];
-}
+export { redactSecrets, secretsOf } from './core/redact.js';
 
 /**
  * A backend URL (or Azure connection string) fit to show: its password replaced by `***`.

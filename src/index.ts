@@ -17,9 +17,14 @@ export { createLocks, LockManager } from './core/locks.js';
 export type {
   AcquireOptions,
   LockManagerOptions,
+  LockState,
   TryAcquireOptions,
   WithLockOptions,
 } from './core/locks.js';
+export { ReadWriteLock } from './primitives/read-write-lock.js';
+export { Semaphore } from './primitives/semaphore.js';
+export type { SemaphoreOptions } from './primitives/semaphore.js';
+export { MAX_LIMIT } from './core/kinds.js';
 export { Lease } from './core/lease.js';
 export { DEFAULTS, MAX_KEY_LENGTH } from './core/options.js';
 export type { RetryOptions } from './core/options.js';
@@ -39,6 +44,7 @@ export {
   BackendUnavailableError,
   InvalidArgumentError,
   isLockError,
+  LimitMismatchError,
   LockClosedError,
   LockError,
   LockLostError,
@@ -51,11 +57,14 @@ export type {
   AcquireResult,
   BackendCapabilities,
   ExtendResult,
+  HolderInfo,
   LeaseRef,
   LockBackend,
   LockInfo,
+  LockMode,
   OperationOptions,
   QueuedAcquireOptions,
   ReleaseOutcome,
   Unwatch,
 } from './core/backend.js';
+export { redactSecrets, safeCause, SanitizedError } from './core/redact.js';

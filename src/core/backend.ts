@@ -19,13 +19,44 @@ export interface BackendCapabilities {
   readonly fifo: boolean;
   /** Locks are visible to other processes (false only for in-process stores). */
   readonly crossProcess: boolean;
+  /**
+   * The backend takes shared holdings (`AcquireRequest.mode === 'shared'`): read-write locks and
+   * counting semaphores. A backend without it only ever receives exclusive requests; the core
+   * answers a read or semaphore call on it with `UnsupportedError`.
+   * @default false
+   */
+  readonly shared?: boolean;
 }
 
-/** A request to take `key` for `ttlMs` under `token`. */
+/**
+ * How a request holds its key:
+ * - `exclusive`: alone (a mutex, or the writer of a read-write lock);
+ * - `shared`: beside other shared holders, at most `limit` of them at once (a reader of a
+ *   read-write lock has no limit; a semaphore permit's limit is the semaphore's).
+ *
+ * One key is one resource, whatever the kind: an exclusive holding excludes every shared one, so
+ * `acquire(k)` and `readWrite(k).write()` are the same lock, and readers of `k` wait for it.
+ */
+export type LockMode = 'exclusive' | 'shared';
+
+/**
+ * A request to take `key` for `ttlMs` under `token`. A backend with `capabilities.shared` obeys the
+ * rules of `kinds.ts` (`canHold`): in short, an exclusive request holds alone, a shared one beside
+ * fewer than `limit` other shared holders, and no request passes a live waiter queued before it.
+ */
 export interface AcquireRequest {
   readonly key: string;
   readonly token: string;
   readonly ttlMs: number;
+  /** How the request holds the key. Absent on every request to a backend without `shared`. @default 'exclusive' */
+  readonly mode?: LockMode;
+  /**
+   * Shared requests only: the most shared holders the key may have at once, this one included
+   * (`Infinity` for a reader). Every shared holder and waiter of a key must use the same limit: a
+   * backend refuses another with `LimitMismatchError`.
+   * @default Infinity
+   */
+  readonly limit?: number;
 }
 
 /** Identifies one holding of a key: the token proves ownership. */
@@ -43,6 +74,14 @@ export interface OperationOptions {
 /** Options of a queued {@link LockBackend.acquire}. */
 export interface QueuedAcquireOptions extends OperationOptions {
   readonly signal: AbortSignal;
+  /**
+   * Call once the request has reached the store (queued, or granted). Until it is called, a
+   * rejection with a retryable error means the store could not be reached at all, and the core
+   * fails the caller's acquire at once with it (a down store is not a held lock); after it, the
+   * core retries until the deadline. A backend that never calls it has every error of its first
+   * call treated as "unreachable".
+   */
+  readonly onQueued?: () => void;
   /**
    * When present, a cheaper way to learn of the abort than listening on `signal`: calls
    * `listener` with the reason once the wait ends (deadline, the caller's abort, close), at once
@@ -98,7 +137,21 @@ export type ExtendResult =
  */
 export type ReleaseOutcome = 'released' | 'expired' | 'not-owner';
 
-/** What the store knows about the current holder of a key. */
+/** One holder of a key, as the store knows it. */
+export interface HolderInfo {
+  readonly token: string;
+  readonly fence: bigint;
+  /** Milliseconds until the holding expires unless extended; `null` when the store cannot tell. */
+  readonly remainingMs: number | null;
+  readonly mode: LockMode;
+}
+
+/**
+ * What the store knows about the holders of a key. `token`, `fence` and `remainingMs` describe one
+ * holder: the exclusive one, or of shared holders the newest (highest fence). A backend with
+ * `capabilities.shared` also fills `mode`, `holders` and (for shared holders) `limit`; the lock
+ * manager fills them for the others.
+ */
 export interface LockInfo {
   readonly key: string;
   readonly token: string;
@@ -107,6 +160,12 @@ export interface LockInfo {
   readonly remainingMs: number | null;
   /** Number of queued waiters, where the store keeps a queue. */
   readonly waiters?: number;
+  /** How the key is held now. @default 'exclusive' */
+  readonly mode?: LockMode;
+  /** Every holder, in fence order. @default the one holder above */
+  readonly holders?: readonly HolderInfo[];
+  /** Shared holders' limit (`Infinity` for readers); absent while held exclusively. */
+  readonly limit?: number;
 }
 
 /** Stops a {@link LockBackend.watch} subscription. */

@@ -1,8 +1,12 @@
 /**
  * Every error distlock throws is a {@link LockError} with a literal `code`, a `retryable` flag and,
- * where one exists, the original `cause`. Expected outcomes (a lock held by someone else, a release
- * by a non-owner) are values, not errors; only misuse and infrastructure failures throw.
+ * where one exists, a `cause`: a sanitized copy of the original (see `redact.ts`), so that no secret
+ * a client library put on its error can reach a log. Expected outcomes (a lock held by someone
+ * else, a release by a non-owner) are values, not errors; only misuse and infrastructure failures
+ * throw.
  */
+
+import { safeCause } from './redact.js';
 
 /** All error codes, one per subclass. */
 export type LockErrorCode =
@@ -12,6 +16,7 @@ export type LockErrorCode =
   | 'UNAVAILABLE'
   | 'BACKEND'
   | 'UNSUPPORTED'
+  | 'LIMIT_MISMATCH'
   | 'CLOSED';
 
 /** Base class of every error distlock throws. */
@@ -26,7 +31,8 @@ export class LockError extends Error {
     message: string,
     options: { retryable?: boolean; cause?: unknown } = {},
   ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // The cause is copied safe (see redact.ts): a client library's error may carry a password.
+    super(message, options.cause === undefined ? undefined : { cause: safeCause(options.cause) });
     this.name = new.target.name;
     this.code = code;
     this.retryable = options.retryable ?? false;
@@ -109,6 +115,34 @@ export class UnsupportedError extends LockError {
   constructor(message: string) {
     super('UNSUPPORTED', message);
   }
+}
+
+/**
+ * A shared lock's key is held or awaited with another `limit` than this call's: a semaphore used
+ * with two limits, or readers (no limit) and a semaphore on one key. Every shared holder of a key
+ * must agree on its limit; change a semaphore's limit once nobody holds or awaits it. Not retryable.
+ */
+export class LimitMismatchError extends LockError {
+  declare readonly code: 'LIMIT_MISMATCH';
+  readonly key: string;
+  /** The limit this call asked for (`Infinity` for a reader). */
+  readonly limit: number;
+  /** The limit the key's current shared holders or waiters use. */
+  readonly heldLimit: number;
+
+  constructor(key: string, limit: number, heldLimit: number) {
+    super(
+      'LIMIT_MISMATCH',
+      `lock "${key}" is shared with ${describeLimit(heldLimit)}; this call asked for ${describeLimit(limit)}`,
+    );
+    this.key = key;
+    this.limit = limit;
+    this.heldLimit = heldLimit;
+  }
+}
+
+function describeLimit(limit: number): string {
+  return limit === Infinity ? 'no limit (readers)' : `limit ${limit}`;
 }
 
 /** The lock manager or backend was closed. */

@@ -9,7 +9,7 @@
  * now and then (see `LockManager`). A timer per lease (set, unref, clear) was the largest single
  * share of the core's cost on an uncontended acquire + release.
  */
-import type { LeaseRef, LockBackend, ReleaseOutcome } from './backend.js';
+import type { LeaseRef, LockBackend, LockMode, ReleaseOutcome } from './backend.js';
 import { LockLostError, type LockLostReason } from './errors.js';
 import {
   emitSafely,
@@ -19,6 +19,7 @@ import {
   type ReleasedEvent,
 } from './events.js';
 import { driftMs, validateTtl } from './options.js';
+import { withTimeout } from './race.js';
 
 /** The events a lease emits, and what each adds to the fields they share. */
 type LeaseEvent = ExtendedEvent | ReleasedEvent | LostEvent;
@@ -28,6 +29,8 @@ type OwnFields<E> = E extends LeaseEvent ? Omit<E, 'key' | 'backend' | 'token'> 
 export interface LeaseContext {
   readonly backend: LockBackend;
   readonly driftFactor: number;
+  /** The longest one store call (extend, release) may take before it fails as unavailable. */
+  readonly operationTimeoutMs: number;
   readonly onEvent: LockEventHandler | undefined;
   /** Called once when the lease stops being held (released or lost). */
   readonly onSettled: (lease: Lease) => void;
@@ -62,6 +65,11 @@ export class Lease implements AsyncDisposable {
    * resource, which should reject writes carrying a fence lower than one it has seen.
    */
   readonly fence: bigint;
+  /**
+   * `exclusive` for a mutex or a writer; `shared` for a reader or a semaphore permit (other
+   * shared leases on the key may be held at the same time).
+   */
+  readonly mode: LockMode;
 
   readonly #context: LeaseContext;
   // Created on first use of `signal`: most uncontended acquire/release pairs never read it, and
@@ -90,6 +98,7 @@ export class Lease implements AsyncDisposable {
       fence: bigint;
       expiresAt: number;
       ttlMs: number;
+      mode: LockMode;
     },
   ) {
     this.#context = context;
@@ -99,6 +108,7 @@ export class Lease implements AsyncDisposable {
     this.key = fields.key;
     this.token = fields.token;
     this.fence = fields.fence;
+    this.mode = fields.mode;
     this.#expiresAt = fields.expiresAt;
     this.#watched = context.onEvent !== undefined;
     if (this.#watched) this.#armExpiry();
@@ -139,7 +149,12 @@ export class Lease implements AsyncDisposable {
     validateTtl(ttlMs);
     this.#throwIfLost();
     const sentAt = Date.now();
-    const result = await this.#context.backend.extend(this.#ref(), ttlMs);
+    const backend = this.#context.backend;
+    const result = await withTimeout(
+      backend.extend(this.#ref(), ttlMs),
+      this.#context.operationTimeoutMs,
+      () => `${backend.name} extend`,
+    );
     if (!result.extended) {
       const error = new LockLostError(
         this.key,
@@ -171,7 +186,12 @@ export class Lease implements AsyncDisposable {
    */
   async release(): Promise<ReleaseOutcome> {
     this.#disarmExpiry();
-    const outcome = await this.#context.backend.release(this.#ref());
+    const backend = this.#context.backend;
+    const outcome = await withTimeout(
+      backend.release(this.#ref()),
+      this.#context.operationTimeoutMs,
+      () => `${backend.name} release`,
+    );
     const firstRelease = !this.#settled;
     this.#settle();
     if (this.#context.onEvent)

@@ -3,17 +3,23 @@
  * renewal, local expiry and events live here, once, for every backend.
  */
 import { setMaxListeners } from 'node:events';
+import { ReadWriteLock } from '../primitives/read-write-lock.js';
+import { Semaphore, type SemaphoreOptions } from '../primitives/semaphore.js';
 import { deadline, NO_PARENTS, throwIfAborted, type Deadline } from './abort.js';
 import type {
   AcquireRequest,
   AcquireResult,
+  HolderInfo,
   LockBackend,
   LockInfo,
+  LockMode,
+  QueuedAcquireOptions,
   ReleaseOutcome,
 } from './backend.js';
 import { backoffDelay } from './backoff.js';
 import {
   InvalidArgumentError,
+  LimitMismatchError,
   LockClosedError,
   LockError,
   LockLostError,
@@ -21,10 +27,12 @@ import {
   UnsupportedError,
 } from './errors.js';
 import { emitSafely, type LockEventHandler } from './events.js';
+import { EXCLUSIVE, type Claim } from './kinds.js';
 import { Lease, localDeadline, type LeaseContext } from './lease.js';
 import {
   DEFAULTS,
   validateKey,
+  validateTimeout,
   validateRetry,
   validateSignal,
   validateToken,
@@ -33,6 +41,7 @@ import {
   type ResolvedRetryOptions,
   type RetryOptions,
 } from './options.js';
+import { raceAbort, raceDeadline, withTimeout } from './race.js';
 import { startRenewal } from './renewal.js';
 import { randomToken, type TokenGenerator } from './tokens.js';
 import { WakeLatch } from './wake.js';
@@ -44,6 +53,37 @@ interface AttemptRequest extends AcquireRequest {
   /** False when the caller chose the token: it must not be swapped for a fresh one. */
   readonly generatedToken: boolean;
 }
+
+/**
+ * What the store says about a key, as the manager returns it: {@link LockInfo} with `mode` and
+ * `holders` always filled in (for backends that report only one holder, from that holder).
+ */
+export type LockState = LockInfo & {
+  readonly mode: LockMode;
+  readonly holders: readonly HolderInfo[];
+};
+
+/**
+ * @internal What the read-write lock and the semaphore call on the manager that made them: the
+ * manager's own acquire paths, with a claim other than the mutex's.
+ */
+export interface KindOperations {
+  acquire(key: string, options: AcquireOptions, claim: Claim): Promise<Lease>;
+  tryAcquire(key: string, options: TryAcquireOptions, claim: Claim): Promise<Lease | null>;
+  withLease<T>(
+    key: string,
+    fn: (lease: Lease) => Promise<T> | T,
+    options: WithLockOptions,
+    claim: Claim,
+  ): Promise<T>;
+  inspect(key: string): Promise<LockState | null>;
+}
+
+/**
+ * How long a queued backend may take to leave its queue once the wait has ended, before the caller
+ * is answered anyway (the backend goes on leaving in the background).
+ */
+const LEAVE_GRACE_MS = 250;
 
 /** Options of {@link createLocks}. */
 export interface LockManagerOptions {
@@ -76,6 +116,14 @@ export interface LockManagerOptions {
    * @default 0.01
    */
   readonly driftFactor?: number;
+  /**
+   * The longest one store call (an attempt, an extend, a release, an inspect) may take before it
+   * fails with a retryable `BackendUnavailableError`. A backstop above the backends' own timeouts:
+   * no call hangs on a store, or a backend, that never answers. A waiting `acquire` is bounded by
+   * its `waitMs` as well, including its first attempt.
+   * @default 10_000
+   */
+  readonly operationTimeoutMs?: number;
 }
 
 /** Options of {@link LockManager.acquire}. */
@@ -129,6 +177,7 @@ export class LockManager {
   readonly #tokens: TokenGenerator;
   readonly #onEvent: LockEventHandler | undefined;
   readonly #driftFactor: number;
+  readonly #operationTimeoutMs: number;
   readonly #held = new Set<Lease>();
   /**
    * Held leases by the backend `lost` signal they follow (backends that have one): one listener per
@@ -150,6 +199,13 @@ export class LockManager {
   #closed = false;
   /** Waits in progress, ended by `close()`. */
   readonly #waits = new Set<Deadline>();
+  /** What read-write locks and semaphores of this manager call (one object per manager). */
+  readonly #kindOperations: KindOperations = {
+    acquire: (key, options, claim) => this.#acquire(key, options, claim),
+    tryAcquire: (key, options, claim) => this.#tryAcquire(key, options, claim),
+    withLease: (key, fn, options, claim) => this.#withLease(key, fn, options, claim),
+    inspect: (key) => this.inspect(key),
+  };
 
   constructor(options: LockManagerOptions) {
     // Every waiting acquire listens on this signal; many concurrent waiters are normal, not a leak.
@@ -162,6 +218,7 @@ export class LockManager {
     this.#waitMs = validateWait(options.waitMs ?? DEFAULTS.waitMs);
     const prefix = options.prefix ?? DEFAULTS.prefix;
     if (typeof prefix !== 'string') throw new InvalidArgumentError('prefix', 'must be a string');
+    if (prefix !== '') validateKey(prefix, 'prefix');
     this.#prefix = prefix;
     this.#retry = validateRetry(options.retry);
     if (options.tokens !== undefined && typeof options.tokens !== 'function') {
@@ -180,9 +237,14 @@ export class LockManager {
       );
     }
     this.#driftFactor = driftFactor;
+    this.#operationTimeoutMs = validateTimeout(
+      options.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs,
+      'operationTimeoutMs',
+    );
     this.#leaseContext = {
       backend: this.#backend,
       driftFactor,
+      operationTimeoutMs: this.#operationTimeoutMs,
       onEvent: this.#onEvent,
       onSettled: (lease) => {
         this.#held.delete(lease);
@@ -205,78 +267,22 @@ export class LockManager {
    *
    * A store that cannot be reached at the first attempt fails the call at once (a down store is
    * not a held lock); once the wait has begun, transient store errors are retried until the
-   * deadline, and the last one becomes the timeout's `cause`.
+   * deadline, and the last one becomes the timeout's `cause`. The deadline bounds the first
+   * attempt too: a store that never answers cannot hold the call past `waitMs`.
    * @throws LockTimeoutError when the wait deadline passes; the signal's reason on abort;
    *   InvalidArgumentError for bad input; BackendUnavailableError / BackendError from the store.
    */
-  async acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
-    const request = this.#request(key, options);
-    const waitMs = validateWait(options.waitMs ?? this.#waitMs);
-    const signal = validateSignal(options.signal);
-    this.#throwIfClosed();
-    throwIfAborted(signal);
-
-    const startedAt = Date.now();
-    const backend = this.#backend;
-    // FIFO backends queue server-side; their first step is already an attempt.
-    if (!(backend.acquire && waitMs > 0)) {
-      const first = await this.#attempt(request, signal);
-      if (first.lease) {
-        this.#emitAcquired(first.lease, 0, 1);
-        return first.lease;
-      }
-      if (waitMs === 0 || this.#retry.tries === 1) throw new LockTimeoutError(key, 0);
-    }
-
-    const wait = deadline(
-      waitMs,
-      signal ? [signal] : NO_PARENTS,
-      () => new LockTimeoutError(key, Date.now() - startedAt),
-      startedAt,
-    );
-    // Ended by close() through this set rather than as a listener on a shared signal: adding and
-    // removing an EventTarget listener per acquire costs more than the rest of the bookkeeping.
-    this.#waits.add(wait);
-    let attempts = 1;
-    // Attempts are only reported in events: no closure to count them for nobody.
-    const onAttempt = this.#onEvent ? (n: number) => (attempts = n) : undefined;
-    try {
-      const lease = backend.acquire
-        ? await this.#waitInQueue(request, wait, onAttempt, startedAt)
-        : await this.#pollUntilAcquired(request, wait.signal, onAttempt);
-      if (this.#onEvent) {
-        const waitedMs = Date.now() - startedAt;
-        this.#emitWaited(key, waitedMs, 'acquired', attempts);
-        this.#emitAcquired(lease, waitedMs, attempts);
-      }
-      return lease;
-    } catch (error) {
-      const waitedMs = Date.now() - startedAt;
-      const outcome = wait.expired
-        ? 'timeout'
-        : signal?.aborted || this.#closed
-          ? 'aborted'
-          : 'error';
-      this.#emitWaited(key, waitedMs, outcome, attempts);
-      throw error;
-    } finally {
-      this.#waits.delete(wait);
-      wait.dispose();
-    }
+  acquire(key: string, options: AcquireOptions = {}): Promise<Lease> {
+    return this.#acquire(key, options, EXCLUSIVE);
   }
 
   /**
    * One attempt that never waits: the lease, or `null` when someone else holds the key.
-   * @throws InvalidArgumentError for bad input; BackendUnavailableError / BackendError from the store.
+   * @throws InvalidArgumentError for bad input; BackendUnavailableError / BackendError from the
+   *   store (also when it does not answer within `operationTimeoutMs`).
    */
-  async tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<Lease | null> {
-    const request = this.#request(key, options);
-    const signal = validateSignal(options.signal);
-    this.#throwIfClosed();
-    throwIfAborted(signal);
-    const { lease } = await this.#attempt(request, signal);
-    if (lease) this.#emitAcquired(lease, 0, 1);
-    return lease ?? null;
+  tryAcquire(key: string, options: TryAcquireOptions = {}): Promise<Lease | null> {
+    return this.#tryAcquire(key, options, EXCLUSIVE);
   }
 
   /**
@@ -286,28 +292,51 @@ export class LockManager {
    * Returns what `fn` returns; rethrows what `fn` throws. A failed final release is not thrown
    * (the lease expires by itself) — it is visible as the absence of a `released` event.
    */
-  async withLock<T>(
+  withLock<T>(
     key: string,
     fn: (lease: Lease) => Promise<T> | T,
     options: WithLockOptions = {},
   ): Promise<T> {
-    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'must be a function');
-    const ttlMs = validateTtl(options.ttlMs ?? this.#ttlMs);
-    const renewEveryMs = options.renewEveryMs ?? Math.max(1, Math.floor(ttlMs / 3));
-    if (!Number.isInteger(renewEveryMs) || renewEveryMs <= 0 || renewEveryMs >= ttlMs) {
-      throw new InvalidArgumentError(
-        'renewEveryMs',
-        `must be an integer in [1, ttlMs), got ${String(renewEveryMs)}`,
-      );
-    }
-    const lease = await this.acquire(key, { ...options, ttlMs });
-    const renewal = startRenewal(lease, ttlMs, renewEveryMs);
-    try {
-      return await fn(lease);
-    } finally {
-      renewal.stop();
-      await lease.release().catch(() => undefined);
-    }
+    return this.#withLease(key, fn, options, EXCLUSIVE);
+  }
+
+  /**
+   * A read-write lock on `key`: many readers at once, or one writer alone. The writer side is the
+   * same lock as `acquire(key)`. Once a writer waits, readers that arrive after it wait behind it.
+   *
+   * @example
+   * ```ts
+   * const doc = locks.readWrite('doc:7');
+   * const page = await doc.withRead(async (lease) => render(await load(7)));
+   * await doc.withWrite(async (lease) => save(7, edit, { fence: lease.fence }));
+   * ```
+   * @throws UnsupportedError if the backend offers no shared holdings (`capabilities.shared`).
+   */
+  readWrite(key: string): ReadWriteLock {
+    validateKey(key);
+    this.#requireShared('read-write locks');
+    return new ReadWriteLock(key, this.#kindOperations);
+  }
+
+  /**
+   * A counting semaphore on `key`: at most `limit` holders (permits) at once, each a lease with
+   * its own TTL, so a crashed holder's permit comes back when its TTL ends. Every user of the key
+   * must pass the same `limit` (else `LimitMismatchError`); it can change once nobody holds or
+   * awaits a permit.
+   *
+   * @example
+   * ```ts
+   * const exports = locks.semaphore('exports', { limit: 3 });
+   * await exports.withPermit(async (lease) => runExport({ signal: lease.signal }));
+   * ```
+   * @throws UnsupportedError if the backend offers no shared holdings; InvalidArgumentError for a
+   *   bad `limit`.
+   */
+  semaphore(key: string, options: SemaphoreOptions): Semaphore {
+    validateKey(key);
+    const semaphore = new Semaphore(key, options, this.#kindOperations);
+    this.#requireShared('semaphores');
+    return semaphore;
   }
 
   /**
@@ -318,7 +347,10 @@ export class LockManager {
     validateKey(key);
     validateToken(token);
     this.#throwIfClosed();
-    const outcome = await this.#backend.release({ key: this.#prefix + key, token });
+    const outcome = await this.#bounded(
+      this.#backend.release({ key: this.#prefix + key, token }),
+      'release',
+    );
     for (const lease of this.#held) {
       if (lease.key === key && lease.token === token)
         lease.markLost(new LockLostError(key, 'not-owner'));
@@ -333,32 +365,37 @@ export class LockManager {
     return outcome;
   }
 
-  /** The current holder of `key` as the store sees it, or `null` when free. */
-  async inspect(key: string): Promise<LockInfo | null> {
+  /**
+   * The holders of `key` as the store sees them, or `null` when free. For a shared key (readers,
+   * semaphore permits) `holders` lists each one; `token`, `fence` and `remainingMs` are the
+   * newest holder's.
+   */
+  async inspect(key: string): Promise<LockState | null> {
     validateKey(key);
     this.#throwIfClosed();
-    const info = await this.#backend.inspect(this.#prefix + key);
-    return info && { ...info, key };
+    const info = await this.#bounded(this.#backend.inspect(this.#prefix + key), 'inspect');
+    return info && stateOf(info, key);
   }
 
   /**
    * Current holders whose key starts with `prefix` (after the manager's own prefix).
    * @throws UnsupportedError if the backend cannot enumerate locks.
    */
-  async list(prefix = ''): Promise<LockInfo[]> {
+  async list(prefix = ''): Promise<LockState[]> {
     if (typeof prefix !== 'string') throw new InvalidArgumentError('prefix', 'must be a string');
+    if (prefix !== '') validateKey(prefix, 'prefix');
     this.#throwIfClosed();
     if (!this.#backend.list)
       throw new UnsupportedError(`the ${this.#backend.name} backend cannot list locks`);
-    const infos = await this.#backend.list(this.#prefix + prefix);
+    const infos = await this.#bounded(this.#backend.list(this.#prefix + prefix), 'list');
     return infos
       .filter((info) => info.key.startsWith(this.#prefix))
-      .map((info) => ({ ...info, key: info.key.slice(this.#prefix.length) }));
+      .map((info) => stateOf(info, info.key.slice(this.#prefix.length)));
   }
 
   /**
    * Break the lock on `key` whoever holds it (an operator's tool: the holder is not told until it
-   * next extends). True if a holding was removed.
+   * next extends). Every holder of a shared key is removed. True if a holding was removed.
    * @throws UnsupportedError if the backend cannot force a release.
    */
   async forceRelease(key: string): Promise<boolean> {
@@ -367,7 +404,7 @@ export class LockManager {
     if (!this.#backend.forceRelease) {
       throw new UnsupportedError(`the ${this.#backend.name} backend cannot force a release`);
     }
-    return this.#backend.forceRelease(this.#prefix + key);
+    return this.#bounded(this.#backend.forceRelease(this.#prefix + key), 'forceRelease');
   }
 
   /**
@@ -384,10 +421,133 @@ export class LockManager {
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     await Promise.allSettled([...this.#held].map((lease) => lease.release()));
-    await this.#backend.close();
+    await this.#bounded(this.#backend.close(), 'close');
   }
 
-  #request(key: string, options: TryAcquireOptions): AttemptRequest {
+  async #acquire(key: string, options: AcquireOptions, claim: Claim): Promise<Lease> {
+    const request = this.#request(key, options, claim);
+    const waitMs = validateWait(options.waitMs ?? this.#waitMs);
+    const signal = validateSignal(options.signal);
+    this.#throwIfClosed();
+    throwIfAborted(signal);
+
+    const backend = this.#backend;
+    if (waitMs === 0) {
+      // One attempt, bounded by the operation timeout and the caller's signal.
+      const { lease } = await this.#attempt(request, signal);
+      if (!lease) throw new LockTimeoutError(key, 0);
+      this.#emitAcquired(lease, 0, 1);
+      return lease;
+    }
+
+    const startedAt = Date.now();
+    // The last transient store error, the timeout's cause (read when the deadline fires).
+    let lastError: unknown;
+    const wait = deadline(
+      waitMs,
+      signal ? [signal] : NO_PARENTS,
+      () => new LockTimeoutError(key, Date.now() - startedAt, { cause: lastError }),
+      startedAt,
+    );
+    // Ended by close() through this set rather than as a listener on a shared signal: adding and
+    // removing an EventTarget listener per acquire costs more than the rest of the bookkeeping.
+    this.#waits.add(wait);
+    try {
+      // FIFO backends queue server-side; their first step is already an attempt.
+      if (!backend.acquire) {
+        const first = await this.#attempt(request, undefined, wait, waitMs);
+        if (first.lease) {
+          this.#emitAcquired(first.lease, 0, 1);
+          return first.lease;
+        }
+        if (this.#retry.tries === 1) throw new LockTimeoutError(key, 0);
+      }
+      return await this.#wait(request, wait, startedAt, (error) => (lastError = error));
+    } catch (error) {
+      throw this.#callerError(error, request);
+    } finally {
+      this.#waits.delete(wait);
+      wait.dispose();
+    }
+  }
+
+  /** The wait after a first attempt found the key held (or a queued backend's whole acquire). */
+  async #wait(
+    request: AttemptRequest,
+    wait: Deadline,
+    startedAt: number,
+    onError: (error: unknown) => void,
+  ): Promise<Lease> {
+    let attempts = 1;
+    // Attempts are only reported in events: no closure to count them for nobody.
+    const onAttempt = this.#onEvent ? (n: number) => (attempts = n) : undefined;
+    const progress = { waited: !this.#backend.acquire };
+    try {
+      const lease = this.#backend.acquire
+        ? await this.#waitInQueue(request, wait, onAttempt, onError, startedAt, progress)
+        : await this.#pollUntilAcquired(request, wait.signal, onAttempt, onError);
+      if (this.#onEvent) {
+        const waitedMs = Date.now() - startedAt;
+        this.#emitWaited(request.userKey, waitedMs, 'acquired', attempts);
+        this.#emitAcquired(lease, waitedMs, attempts);
+      }
+      return lease;
+    } catch (error) {
+      // A queued backend that never reached its store did not wait: nothing to report.
+      if (progress.waited) {
+        const outcome = wait.expired
+          ? 'timeout'
+          : wait.aborted || this.#closed
+            ? 'aborted'
+            : 'error';
+        this.#emitWaited(request.userKey, Date.now() - startedAt, outcome, attempts);
+      }
+      throw error;
+    }
+  }
+
+  async #tryAcquire(key: string, options: TryAcquireOptions, claim: Claim): Promise<Lease | null> {
+    const request = this.#request(key, options, claim);
+    const signal = validateSignal(options.signal);
+    this.#throwIfClosed();
+    throwIfAborted(signal);
+    try {
+      const { lease } = await this.#attempt(request, signal);
+      if (lease) this.#emitAcquired(lease, 0, 1);
+      return lease ?? null;
+    } catch (error) {
+      throw this.#callerError(error, request);
+    }
+  }
+
+  async #withLease<T>(
+    key: string,
+    fn: (lease: Lease) => Promise<T> | T,
+    options: WithLockOptions,
+    claim: Claim,
+  ): Promise<T> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'must be a function');
+    if (typeof options !== 'object' || options === null)
+      throw new InvalidArgumentError('options', 'must be an object');
+    const ttlMs = validateTtl(options.ttlMs ?? this.#ttlMs);
+    const renewEveryMs = options.renewEveryMs ?? Math.max(1, Math.floor(ttlMs / 3));
+    if (!Number.isInteger(renewEveryMs) || renewEveryMs <= 0 || renewEveryMs >= ttlMs) {
+      throw new InvalidArgumentError(
+        'renewEveryMs',
+        `must be an integer in [1, ttlMs), got ${String(renewEveryMs)}`,
+      );
+    }
+    const lease = await this.#acquire(key, { ...options, ttlMs }, claim);
+    const renewal = startRenewal(lease, ttlMs, renewEveryMs);
+    try {
+      return await fn(lease);
+    } finally {
+      renewal.stop();
+      await lease.release().catch(() => undefined);
+    }
+  }
+
+  #request(key: string, options: TryAcquireOptions, claim: Claim): AttemptRequest {
     validateKey(key);
     if (typeof options !== 'object' || options === null)
       throw new InvalidArgumentError('options', 'must be an object');
@@ -396,13 +556,36 @@ export class LockManager {
       options.token ?? this.#tokens(key),
       options.token === undefined ? 'tokens' : 'token',
     );
-    return {
+    const request = {
       key: this.#prefix + key,
       userKey: key,
       token,
       ttlMs,
       generatedToken: options.token === undefined,
     };
+    // A mutex request carries no mode: backends that only know the mutex see what they always did.
+    return claim.mode === 'exclusive'
+      ? request
+      : { ...request, mode: 'shared', limit: claim.limit };
+  }
+
+  /** The error to give the caller: a backend's `LimitMismatchError` names the caller's key. */
+  #callerError(error: unknown, request: AttemptRequest): unknown {
+    if (error instanceof LimitMismatchError && error.key !== request.userKey) {
+      return new LimitMismatchError(request.userKey, error.limit, error.heldLimit);
+    }
+    return error;
+  }
+
+  #requireShared(what: string): void {
+    if (!this.#backend.capabilities.shared) {
+      throw new UnsupportedError(`the ${this.#backend.name} backend does not offer ${what}`);
+    }
+  }
+
+  /** A store call bounded by the operation timeout. */
+  #bounded<T>(call: Promise<T>, operation: string): Promise<T> {
+    return withTimeout(call, this.#operationTimeoutMs, () => `${this.#backend.name} ${operation}`);
   }
 
   /**
@@ -418,16 +601,34 @@ export class LockManager {
     return { ...request, token };
   }
 
-  /** One tryAcquire; an abort mid-flight rejects at once and gives back a late success. */
+  /**
+   * One tryAcquire, bounded by the operation timeout and by `signal` or `wait` (whichever is
+   * given); an abort or the deadline mid-flight rejects at once and gives back a late success.
+   * `waitMs`: the wait's length, when it is short enough to bound the call by itself.
+   */
   async #attempt(
     request: AttemptRequest,
     signal: AbortSignal | undefined,
+    wait?: Deadline,
+    waitMs = Infinity,
   ): Promise<{ lease?: Lease; result: AcquireResult }> {
     const sentAt = Date.now();
-    const pending = this.#backend.tryAcquire(request);
-    const result = await raceAbort(pending, signal, (late) => {
-      if (late.acquired) this.#backend.release(request).catch(() => undefined);
-    });
+    const backend = this.#backend;
+    const giveBack = (late: AcquireResult) => {
+      if (late.acquired) backend.release(request).catch(() => undefined);
+    };
+    let pending = backend.tryAcquire(request);
+    if (waitMs > this.#operationTimeoutMs) {
+      pending = withTimeout(
+        pending,
+        this.#operationTimeoutMs,
+        () => `${backend.name} tryAcquire`,
+        giveBack,
+      );
+    }
+    const result = await (wait
+      ? raceDeadline(pending, wait, giveBack)
+      : raceAbort(pending, signal, giveBack));
     if (!result.acquired) return { result };
     return { lease: this.#leaseFrom(request, result, sentAt), result };
   }
@@ -436,6 +637,7 @@ export class LockManager {
     initial: AttemptRequest,
     signal: AbortSignal,
     onAttempt: ((attempts: number) => void) | undefined,
+    onError: (error: unknown) => void,
   ): Promise<Lease> {
     let request = initial;
     const latch = new WakeLatch();
@@ -464,6 +666,7 @@ export class LockManager {
           if (signal.aborted) throw signal.reason;
           if (!(error instanceof LockError && error.retryable)) throw error;
           lastError = error;
+          onError(error);
           // Polling never undoes a grant by token, so a caller's own token may be tried again.
           if (request.generatedToken) request = this.#retryRequest(request, error);
         }
@@ -481,7 +684,9 @@ export class LockManager {
     initial: AttemptRequest,
     wait: Deadline,
     onAttempt: ((attempts: number) => void) | undefined,
+    onError: (error: unknown) => void,
     startedAt: number,
+    progress: { waited: boolean },
   ): Promise<Lease> {
     let request = initial;
     const backend = this.#backend;
@@ -491,9 +696,26 @@ export class LockManager {
       onAttempt?.(attempts);
       // The first attempt goes out right after the acquire began (no clock read needed).
       const sentAt = attempts === 1 ? startedAt : Date.now();
+      let reached = false;
+      const attemptRequest = request;
+      const options: QueuedAcquireOptions = {
+        // The deadline's signal is built only if the backend reads it.
+        get signal() {
+          return wait.signal;
+        },
+        onAbort: wait.onAbort,
+        onQueued: () => {
+          reached = true;
+          progress.waited = true;
+        },
+      };
       try {
-        // The deadline is the options object: its signal is built only if the backend reads it.
-        const result = await backend.acquire!(request, wait);
+        const result = await raceDeadline(
+          backend.acquire!(attemptRequest, options),
+          wait,
+          () => backend.release(attemptRequest).catch(() => undefined),
+          LEAVE_GRACE_MS,
+        );
         if (wait.aborted) {
           // Granted as the wait ended (a backend that never read the signal could not tell).
           await backend.release(request).catch(() => undefined);
@@ -503,8 +725,11 @@ export class LockManager {
       } catch (error) {
         const signal = wait.signal;
         if (signal.aborted) throw signal.reason;
+        // The first attempt never reached the store: a down store is not a held lock.
+        if (attempts === 1 && !reached) throw error;
         if (!(error instanceof LockError && error.retryable) || attempts >= this.#retry.tries)
           throw error;
+        onError(error);
         // A transient store failure: back off and queue again (the backend dequeued us).
         request = this.#retryRequest(request, error);
         await new WakeLatch().wait(backoffDelay(attempts, this.#retry), signal);
@@ -531,6 +756,7 @@ export class LockManager {
       fence: result.fence,
       expiresAt,
       ttlMs: request.ttlMs,
+      mode: request.mode ?? 'exclusive',
     });
     this.#held.add(lease);
     if (!this.#sweeper && !this.#closed) {
@@ -647,37 +873,11 @@ function validateBackend(backend: unknown): LockBackend {
   return b as LockBackend;
 }
 
-/**
- * Settle with `promise`, or reject with `signal.reason` as soon as the signal aborts. A result that
- * arrives after the abort is handed to `onLate` (e.g. to release a lock nobody is waiting for).
- */
-function raceAbort<T>(
-  promise: Promise<T>,
-  signal: AbortSignal | undefined,
-  onLate: (value: T) => void,
-): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) {
-    promise.then(onLate, () => undefined);
-    return Promise.reject(signal.reason);
-  }
-  return new Promise<T>((resolve, reject) => {
-    let aborted = false;
-    const onAbort = () => {
-      aborted = true;
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        if (aborted) onLate(value);
-        else resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener('abort', onAbort);
-        if (!aborted) reject(error);
-      },
-    );
-  });
+/** `info` as the manager returns it: under the caller's key, with `mode` and `holders` filled in. */
+function stateOf(info: LockInfo, key: string): LockState {
+  const mode = info.mode ?? 'exclusive';
+  const holders = info.holders ?? [
+    { token: info.token, fence: info.fence, remainingMs: info.remainingMs, mode },
+  ];
+  return { ...info, key, mode, holders };
 }

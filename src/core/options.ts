@@ -51,6 +51,12 @@ export const DEFAULTS = Object.freeze({
   prefix: '',
   /** Clock drift allowance: `floor(ttlMs * driftFactor) + 2` ms is taken off every local deadline. */
   driftFactor: 0.01,
+  /**
+   * The longest the core waits for one store call (an attempt, an extend, a release, an inspect)
+   * before it gives up with a retryable `BackendUnavailableError`: a backstop above the backends'
+   * own timeouts, so that no call hangs on a store (or a backend) that never answers.
+   */
+  operationTimeoutMs: 10_000,
   retry: Object.freeze({
     tries: Infinity,
     delayMs: 25,
@@ -63,6 +69,9 @@ export const DEFAULTS = Object.freeze({
 /** The longest key the core accepts, in UTF-16 code units. */
 export const MAX_KEY_LENGTH = 1024;
 
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** A key: a non-empty, well-formed Unicode string of at most {@link MAX_KEY_LENGTH} code units. */
 export function validateKey(key: unknown, option = 'key'): string {
   if (typeof key !== 'string')
     throw new InvalidArgumentError(option, `must be a string, got ${typeof key}`);
@@ -71,6 +80,15 @@ export function validateKey(key: unknown, option = 'key'): string {
     throw new InvalidArgumentError(
       option,
       `must be at most ${MAX_KEY_LENGTH} characters, got ${key.length}`,
+    );
+  }
+  // A lone surrogate has no UTF-8 form: stores that encode keys would turn 'a\uD800b' into
+  // 'a\uFFFDb' and two different keys into one lock. In a `u` regex a paired surrogate is one code
+  // point, so this matches lone ones only.
+  if (LONE_SURROGATE.test(key)) {
+    throw new InvalidArgumentError(
+      option,
+      'must be well-formed Unicode (it contains a lone UTF-16 surrogate)',
     );
   }
   return key;
@@ -85,6 +103,11 @@ export function validateTtl(value: unknown, option = 'ttlMs'): number {
     );
   }
   return value;
+}
+
+/** A timeout: a positive integer number of milliseconds a timer can honour. */
+export function validateTimeout(value: unknown, option: string): number {
+  return validateTtl(value, option);
 }
 
 /** A wait of zero or more milliseconds, or `Infinity` to wait without a deadline. */

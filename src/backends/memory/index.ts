@@ -1,7 +1,8 @@
 /**
  * The in-memory backend: locks held in one process's memory, with the exact semantics of the
- * backend contract — FIFO handoff to waiters on release or expiry, fences that never repeat.
- * Use it for single-process apps and as the test double in your own tests.
+ * backend contract — FIFO handoff to waiters on release or expiry, fences that never repeat,
+ * read-write locks and semaphores. Use it for single-process apps and as the test double in your
+ * own tests (give several backends one `MemoryStore` to simulate several clients).
  *
  * @example
  * ```ts
@@ -22,135 +23,10 @@ import type {
   Unwatch,
 } from '../../core/backend.js';
 import { LockClosedError } from '../../core/errors.js';
+import { claimOf } from '../../core/kinds.js';
+import { MemoryStore } from './store.js';
 
-interface Holding {
-  readonly token: string;
-  readonly fence: bigint;
-  expiresAt: number;
-  timer: ReturnType<typeof setTimeout>;
-}
-
-interface Waiter {
-  readonly request: AcquireRequest;
-  readonly grant: (result: AcquireResult & { acquired: true }) => void;
-}
-
-/**
- * The state several memory backends can share, so that each simulated client gets its own backend
- * (and its own `close`) over one store.
- */
-export class MemoryStore {
-  readonly #holdings = new Map<string, Holding>();
-  readonly #fences = new Map<string, bigint>();
-  readonly #queues = new Map<string, Waiter[]>();
-  readonly #watchers = new Map<string, Set<() => void>>();
-
-  /** The live holding of `key`, dropping it if its TTL has passed. */
-  holding(key: string): Holding | undefined {
-    const holding = this.#holdings.get(key);
-    if (holding && holding.expiresAt <= Date.now()) {
-      this.#free(key);
-      return this.#holdings.get(key); // a queued waiter may have been handed the lock
-    }
-    return holding;
-  }
-
-  take(key: string, request: AcquireRequest): bigint {
-    const fence = (this.#fences.get(key) ?? 0n) + 1n;
-    this.#fences.set(key, fence);
-    const holding: Holding = {
-      token: request.token,
-      fence,
-      expiresAt: 0,
-      timer: undefined as never,
-    };
-    this.#holdings.set(key, holding);
-    this.setTtl(key, holding, request.ttlMs);
-    return fence;
-  }
-
-  setTtl(key: string, holding: Holding, ttlMs: number): void {
-    clearTimeout(holding.timer);
-    holding.expiresAt = Date.now() + ttlMs;
-    holding.timer = setTimeout(() => {
-      if (this.#holdings.get(key) === holding) this.#free(key);
-    }, ttlMs);
-    holding.timer.unref?.();
-  }
-
-  /** Remove the holding and hand the key to the longest waiter, if any. */
-  #free(key: string): void {
-    const holding = this.#holdings.get(key);
-    if (holding) clearTimeout(holding.timer);
-    this.#holdings.delete(key);
-    const queue = this.#queues.get(key);
-    const next = queue?.shift();
-    if (queue && queue.length === 0) this.#queues.delete(key);
-    if (next) {
-      const startedAt = Date.now();
-      const fence = this.take(key, next.request);
-      next.grant({ acquired: true, fence, startedAt });
-    }
-    for (const watcher of this.#watchers.get(key) ?? []) queueMicrotask(watcher);
-  }
-
-  release(key: string, token: string): ReleaseOutcome {
-    const holding = this.holding(key);
-    if (!holding) return 'expired';
-    if (holding.token !== token) return 'not-owner';
-    this.#free(key);
-    return 'released';
-  }
-
-  forceRelease(key: string): boolean {
-    if (!this.holding(key)) return false;
-    this.#free(key);
-    return true;
-  }
-
-  enqueue(key: string, waiter: Waiter): () => void {
-    let queue = this.#queues.get(key);
-    if (!queue) this.#queues.set(key, (queue = []));
-    queue.push(waiter);
-    return () => {
-      const current = this.#queues.get(key);
-      const index = current?.indexOf(waiter) ?? -1;
-      if (current && index >= 0) current.splice(index, 1);
-      if (current?.length === 0) this.#queues.delete(key);
-    };
-  }
-
-  queueLength(key: string): number {
-    return this.#queues.get(key)?.length ?? 0;
-  }
-
-  info(key: string): LockInfo | null {
-    const holding = this.holding(key);
-    if (!holding) return null;
-    return {
-      key,
-      token: holding.token,
-      fence: holding.fence,
-      remainingMs: Math.max(0, holding.expiresAt - Date.now()),
-      waiters: this.queueLength(key),
-    };
-  }
-
-  keys(): string[] {
-    return [...this.#holdings.keys()];
-  }
-
-  watch(key: string, onChange: () => void): () => void {
-    let set = this.#watchers.get(key);
-    if (!set) this.#watchers.set(key, (set = new Set()));
-    const watcher = () => onChange();
-    set.add(watcher);
-    return () => {
-      set.delete(watcher);
-      if (set.size === 0) this.#watchers.delete(key);
-    };
-  }
-}
+export { MemoryStore } from './store.js';
 
 /** Options of {@link memoryBackend}. */
 export interface MemoryBackendOptions {
@@ -174,21 +50,20 @@ export function memoryBackend(options: MemoryBackendOptions = {}): LockBackend {
 
   return {
     name: 'memory',
-    capabilities: { fencing: true, notify: true, fifo: true, crossProcess: false },
+    capabilities: { fencing: true, notify: true, fifo: true, crossProcess: false, shared: true },
 
     async tryAcquire(request: AcquireRequest, op?: OperationOptions): Promise<AcquireResult> {
       check(op?.signal);
-      const holding = store.holding(request.key);
-      if (holding)
-        return { acquired: false, retryAfterMs: Math.max(0, holding.expiresAt - Date.now()) };
-      return { acquired: true, fence: store.take(request.key, request) };
+      return store.tryTake(request);
     },
 
     acquire(request, op) {
       return new Promise((resolve, reject) => {
         check(op.signal);
-        if (!store.holding(request.key)) {
-          resolve({ acquired: true, fence: store.take(request.key, request) });
+        const taken = store.tryTake(request);
+        op.onQueued?.();
+        if (taken.acquired) {
+          resolve(taken);
           return;
         }
         const onAbort = () => {
@@ -202,6 +77,7 @@ export function memoryBackend(options: MemoryBackendOptions = {}): LockBackend {
           reject(new LockClosedError('memory backend'));
         };
         const dequeue = store.enqueue(request.key, {
+          ...claimOf(request),
           request,
           grant: (result) => {
             op.signal.removeEventListener('abort', onAbort);
@@ -216,11 +92,8 @@ export function memoryBackend(options: MemoryBackendOptions = {}): LockBackend {
 
     async extend(lease: LeaseRef, ttlMs: number, op?: OperationOptions): Promise<ExtendResult> {
       check(op?.signal);
-      const holding = store.holding(lease.key);
-      if (!holding) return { extended: false, reason: 'expired' };
-      if (holding.token !== lease.token) return { extended: false, reason: 'not-owner' };
-      store.setTtl(lease.key, holding, ttlMs);
-      return { extended: true };
+      const outcome = store.extend(lease.key, lease.token, ttlMs);
+      return outcome === 'extended' ? { extended: true } : { extended: false, reason: outcome };
     },
 
     async release(lease: LeaseRef, op?: OperationOptions): Promise<ReleaseOutcome> {

@@ -127,6 +127,8 @@ export async function acquireInQueue(
       return { acquired: true, fence: BigInt(reply), startedAt: sentAt };
     start = { reply: stepReply(reply, sentAt) };
   }
+  // The store answered: from here on a failure happened mid-wait, and the core retries it.
+  options.onQueued?.();
   if (start.reply.code === 1) contended.delete(keys.lock);
   else {
     if (contended.size >= MAX_CONTENDED_KEYS) contended.clear();
