@@ -131,7 +131,8 @@ describe('describeFailure', () => {
         cause: refused,
       }),
     });
-    expect(rootCause(error)).toBe(refused);
+    // (LockErrors keep a sanitized copy of their cause: the same message and code.)
+    expect(rootCause(error)).toMatchObject({ message: refused.message, code: 'ECONNREFUSED' });
     expect(describeFailure(error, context)).toBe(
       'run: cannot reach the backend redis://u:***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
     );
