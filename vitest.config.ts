@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Installs missing servers once, before any test file runs (see test/harness/servers.ts).
+    globalSetup: ['test/global-setup.ts'],
     // Backend suites start real servers; give them room but keep every test bounded.
     testTimeout: 30_000,
     hookTimeout: 60_000,

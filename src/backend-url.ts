@@ -58,7 +58,8 @@ const SUPPORTED_FORMS =
  * available yet. Every error names the URL with its password replaced by `***`.
  *
  * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
- *   backend that is not available yet.
+ *   backend that is not available yet; {@link MissingClientLibraryError} (an
+ *   `InvalidArgumentError`) when the client library the scheme needs is not installed.
  * @example
  * ```ts
  * const backend = await openBackend(process.env.DISTLOCK_URL ?? 'file:///tmp/locks');
@@ -96,12 +97,20 @@ export async function openBackend(
     case 'redis':
     case 'rediss': {
       requireHost(text);
-      const { redisBackend } = await import('./backends/redis/index.js');
+      const { redisBackend } = await importNeeding(
+        scheme,
+        'ioredis',
+        () => import('./backends/redis/index.js'),
+      );
       return redisBackend({ ...options.redis, url: text });
     }
     case 'etcd': {
       requireHost(text);
-      const { etcdBackend } = await import('./backends/etcd/index.js');
+      const { etcdBackend } = await importNeeding(
+        scheme,
+        'etcd3',
+        () => import('./backends/etcd/index.js'),
+      );
       return etcdBackend({ ...options.etcd, url: text });
     }
     default: {
@@ -117,6 +126,53 @@ export async function openBackend(
         `unknown backend "${scheme}:" in "${redactUrl(text)}"; supported: ${SUPPORTED_FORMS}`,
       );
     }
+  }
+}
+
+/**
+ * A backend's optional client library (an optional peer dependency) is not installed. The message
+ * says which package to install; `packageName` names it.
+ */
+export class MissingClientLibraryError extends InvalidArgumentError {
+  /** The npm package to install, e.g. `ioredis`. */
+  readonly packageName: string;
+  /** The URL scheme that needs it, e.g. `redis`. */
+  readonly scheme: string;
+
+  constructor(scheme: string, packageName: string, options: { cause?: unknown } = {}) {
+    super(
+      'url',
+      `${scheme}:// URLs need the "${packageName}" package, which is not installed: npm i ${packageName}`,
+      options,
+    );
+    this.packageName = packageName;
+    this.scheme = scheme;
+  }
+}
+
+/** True when `error` says that `packageName` itself (not something inside it) cannot be found. */
+function isMissingPackage(error: unknown, packageName: string): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') &&
+    typeof message === 'string' &&
+    message.includes(`'${packageName}'`)
+  );
+}
+
+/** Load a backend module that imports `packageName`; its absence is a typed, explained error. */
+async function importNeeding<T>(
+  scheme: string,
+  packageName: string,
+  load: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if (isMissingPackage(error, packageName)) {
+      throw new MissingClientLibraryError(scheme, packageName, { cause: error });
+    }
+    throw error;
   }
 }
 
@@ -193,14 +249,16 @@ const DURATION_UNITS_MS: Readonly<Record<string, number>> = Object.freeze({
 });
 
 /**
- * Parse a human duration into whole milliseconds: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a plain
- * number of milliseconds (`2500`). Rounds to the nearest millisecond.
+ * Parse a human duration into whole milliseconds: `500ms`, `30s`, `1.5s`, `5m`, `1h`, or a bare
+ * number of **seconds** (`5`, `2.5`), as `flock -w`, `timeout` and `etcdctl --ttl` read one.
+ * Rounds to the nearest millisecond.
  *
  * @param option the option name to blame in the error, e.g. `--ttl`.
  * @throws {InvalidArgumentError} for anything else (negative, empty, unknown unit, too large).
  * @example
  * ```ts
  * parseDuration('30s'); // 30000
+ * parseDuration('5'); // 5000
  * ```
  */
 export function parseDuration(text: string, option = 'duration'): number {
@@ -208,10 +266,10 @@ export function parseDuration(text: string, option = 'duration'): number {
   if (match === null) {
     throw new InvalidArgumentError(
       option,
-      `"${text}" is not a duration; use e.g. 500ms, 30s, 5m, 1h or a number of milliseconds`,
+      `"${text}" is not a duration; use e.g. 500ms, 30s, 5m, 1h, or a number of seconds`,
     );
   }
-  const unit = (match[2] ?? 'ms').toLowerCase();
+  const unit = (match[2] ?? 's').toLowerCase();
   const ms = Math.round(Number(match[1]) * (DURATION_UNITS_MS[unit] ?? 1));
   if (!Number.isSafeInteger(ms) || ms > 2_147_483_647) {
     // Node timers cannot wait longer than 2^31-1 ms (about 24.8 days).

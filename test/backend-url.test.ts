@@ -15,14 +15,16 @@ describe('parseDuration', () => {
     ['1.5s', 1_500],
     ['5m', 300_000],
     ['1h', 3_600_000],
-    ['2500', 2_500],
+    // A bare number is seconds, as for flock -w, timeout(1) and etcdctl --ttl.
+    ['5', 5_000],
+    ['2.5', 2_500],
     ['0', 0],
     [' 10S ', 10_000],
   ])('%s → %d ms', (text, ms) => {
     expect(parseDuration(text)).toBe(ms);
   });
 
-  it.each(['', 'abc', '10x', '-5s', '5 minutes', '1e3', 's', '99999h'])(
+  it.each(['', 'abc', '10x', '-5s', '5 minutes', '1e3', 's', '99999h', '2500000'])(
     'rejects %j naming the option',
     (text) => {
       const error = (() => {

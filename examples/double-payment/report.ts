@@ -2,10 +2,20 @@
  * What people see: a progress bar per run while the workers work (plain lines when the output is
  * not a terminal), and the summary table at the end.
  */
-import cliProgress from 'cli-progress';
+import type CliProgress from 'cli-progress';
 import { INVARIANTS } from './invariants.js';
 import type { DemoResult } from './main.js';
 import type { RunResult } from './run.js';
+
+/**
+ * cli-progress draws the bars. It is a devDependency, not a dependency of the published package
+ * (whose library code never draws anything): where it is not installed, `distlock demo` shows the
+ * plain lines instead.
+ */
+const cliProgress: typeof CliProgress | undefined = await import('cli-progress').then(
+  (module) => module.default,
+  () => undefined,
+);
 
 /** Progress of one run. */
 export interface Progress {
@@ -21,7 +31,7 @@ export function startProgress(
   label: string,
   total: number,
 ): Progress {
-  if (stream.isTTY) {
+  if (stream.isTTY && cliProgress !== undefined) {
     const bar = new cliProgress.SingleBar(
       {
         stream,

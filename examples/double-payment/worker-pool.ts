@@ -1,6 +1,7 @@
 /**
- * The worker processes: started once with `child_process.fork` (TypeScript through tsx's loader)
- * and reused by every run. Waits are bounded, and a worker that dies fails the run with its last
+ * The worker processes: started once with `child_process.fork` and reused by every run. From a
+ * clone the worker is TypeScript, run through tsx's loader; in the published package it is the
+ * compiled JavaScript next to this file, run by plain Node. Waits are bounded, and a worker that dies fails the run with its last
  * output rather than leaving it hanging.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -16,9 +17,14 @@ import {
   type WorkerStats,
 } from './protocol.js';
 
-const WORKER_FILE = fileURLToPath(new URL('./worker.ts', import.meta.url));
+/** `.ts` when this module runs from source (tsx, vitest), `.js` when compiled. */
+const OWN_EXTENSION = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const WORKER_FILE = fileURLToPath(new URL(`./worker${OWN_EXTENSION}`, import.meta.url));
 // Resolved from here, so the demo works from any working directory.
-const TSX_LOADER = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const WORKER_EXEC_ARGV =
+  OWN_EXTENSION === '.ts'
+    ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href]
+    : [];
 
 type MessageOf<T extends FromWorker['type']> = Extract<FromWorker, { type: T }>;
 
@@ -41,7 +47,7 @@ class WorkerProcess {
 
   constructor(config: WorkerConfig) {
     this.#child = fork(WORKER_FILE, [], {
-      execArgv: ['--import', TSX_LOADER],
+      execArgv: WORKER_EXEC_ARGV,
       env: { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });

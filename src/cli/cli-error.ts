@@ -3,7 +3,7 @@
  * not acquired, backend down) are one line without a stack; only unexpected ones get more detail,
  * and only when `DISTLOCK_DEBUG=1`.
  */
-import { redactSecrets } from '../backend-url.js';
+import { MissingClientLibraryError, redactSecrets } from '../backend-url.js';
 import { isLockError, LockTimeoutError } from '../core/errors.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -35,6 +35,7 @@ function isSystemError(error: unknown): boolean {
 /** The exit code for an error that ended a command. */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
+  if (error instanceof MissingClientLibraryError) return ExitCode.CONFIG;
   if (error instanceof LockTimeoutError) {
     // Waiting that timed out only because the store never answered is an outage, not contention.
     return isLockError(error.cause) && error.cause.code === 'UNAVAILABLE'
@@ -77,4 +78,86 @@ export function describeError(error: unknown): string {
   const line = parts.join(': ').replace(/\s*\n\s*/g, ' ');
   const unexpected = !(error instanceof CliError) && exitCodeFor(error) === ExitCode.INTERNAL;
   return redactSecrets(unexpected ? `internal error: ${line}` : line);
+}
+
+/**
+ * Errors that only say how a client library gave up (its retry budget, its circuit breaker), not
+ * what went wrong: never shown as a root cause.
+ */
+const CLIENT_INTERNAL_NAMES: ReadonlySet<string> = new Set([
+  'MaxRetriesPerRequestError',
+  'BrokenCircuitError',
+  'IsolatedCircuitError',
+  'BulkheadRejectedError',
+  'TaskCancelledError',
+]);
+
+function isClientInternal(error: Error): boolean {
+  return (
+    CLIENT_INTERNAL_NAMES.has(error.name) ||
+    CLIENT_INTERNAL_NAMES.has(error.constructor.name) ||
+    /max retries per request|circuit breaker/i.test(error.message)
+  );
+}
+
+/**
+ * The root cause of a failure, worth showing a person: the deepest error of the `cause` chain that
+ * is not one of distlock's own wrappers (their messages name internal steps) and not a client
+ * library's internal state. E.g. `connect ECONNREFUSED 127.0.0.1:1`. Undefined when there is none.
+ */
+export function rootCause(error: unknown): Error | undefined {
+  const chain: Error[] = [];
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (chain.includes(current) || chain.length >= 16) break;
+    chain.push(current);
+  }
+  return chain
+    .slice(1)
+    .reverse()
+    .find((cause) => !isLockError(cause) && !isClientInternal(cause));
+}
+
+/** What the user ran, and where: for messages about the backend. */
+export interface FailureContext {
+  /** The command that failed: `run`, `status`, `list`, `release`, `demo`. */
+  readonly command: string | undefined;
+  /** The backend's URL, redacted; undefined before one was chosen. */
+  readonly backend: string | undefined;
+}
+
+function isBackendFailure(error: unknown): boolean {
+  for (let current = error; current instanceof Error; current = current.cause) {
+    if (isLockError(current) && current.code === 'BACKEND') return true;
+  }
+  return false;
+}
+
+/**
+ * The one line printed for an error that ended a command. A backend that cannot be used is
+ * reported as such — the command the user ran, the backend, the root cause — never with the
+ * internal step that failed or a client library's wording.
+ */
+export function describeFailure(error: unknown, context: FailureContext): string {
+  const command = context.command === undefined ? '' : `${context.command}: `;
+  if (error instanceof MissingClientLibraryError) {
+    return redactSecrets(
+      `${command}${error.scheme}:// URLs need the "${error.packageName}" package, which is not ` +
+        `installed: npm i ${error.packageName}`,
+    );
+  }
+  if (exitCodeFor(error) !== ExitCode.UNAVAILABLE || context.backend === undefined) {
+    return describeError(error);
+  }
+  const root = rootCause(error);
+  const what = isBackendFailure(error)
+    ? `the backend ${context.backend} failed`
+    : `cannot reach the backend ${context.backend}`;
+  return redactSecrets(`${command}${what}${root === undefined ? '' : `: ${describeRoot(root)}`}`);
+}
+
+function describeRoot(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  const message = error.message.replace(/\s*\n\s*/g, ' ');
+  if (message === '') return typeof code === 'string' ? code : error.name;
+  return typeof code === 'string' && !message.includes(code) ? `${message} (${code})` : message;
 }

@@ -1,6 +1,7 @@
 /**
  * `distlock demo`: the double-payment demo from `examples/double-payment`, loaded only when asked
- * for. It ships with the source repository, not with the published package.
+ * for: its TypeScript from a clone (run through tsx), its compiled JavaScript in the published
+ * package (`dist/examples/double-payment`, built beside the library).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -34,20 +35,16 @@ function demoModuleUrl(): URL | undefined {
 /** Run the double-payment demo; resolves with the exit code (0 when no invariant broke). */
 export async function demoCommand(options: DemoCommandOptions): Promise<number> {
   const url = demoModuleUrl();
-  const notHere = new CliError(
-    ExitCode.USAGE,
-    'the double-payment demo is not part of this installation; run it from a clone of the ' +
-      'distlock repository with: npm run demo',
-  );
-  if (url === undefined) throw notHere;
-  let demo: Partial<DemoModule>;
-  try {
-    demo = (await import(url.href)) as Partial<DemoModule>;
-  } catch (error) {
-    // A built distlock cannot load the demo's TypeScript source without tsx.
-    if ((error as { code?: unknown }).code === 'ERR_UNKNOWN_FILE_EXTENSION') throw notHere;
-    throw error;
+  if (url === undefined) {
+    // Only a damaged or hand-pruned installation lacks it: the package ships the compiled demo.
+    throw new CliError(
+      ExitCode.CONFIG,
+      `the double-payment demo is missing from this installation (${fileURLToPath(
+        new URL('../../examples/double-payment/', import.meta.url),
+      )}); reinstall it: npm i distlock`,
+    );
   }
+  const demo = (await import(url.href)) as Partial<DemoModule>;
   if (typeof demo.runDemo !== 'function') {
     throw new CliError(ExitCode.INTERNAL, `${fileURLToPath(url)} does not export runDemo()`);
   }

@@ -14,6 +14,11 @@ export const ExitCode = Object.freeze({
   UNAVAILABLE: 69,
   /** An unexpected internal error (EX_SOFTWARE); please report it. */
   INTERNAL: 70,
+  /**
+   * Configuration error (EX_CONFIG): the backend's optional client library (`ioredis` for
+   * `redis://`, `etcd3` for `etcd://`) is not installed. The message says what to `npm i`.
+   */
+  CONFIG: 78,
   /** `run`: the lock was not acquired in time, or is held and `--no-wait` was given (EX_TEMPFAIL). */
   NOT_ACQUIRED: 75,
   /**
@@ -35,12 +40,15 @@ export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 /** The help text's table of exit codes, kept next to the codes it describes. */
 export const EXIT_CODES_HELP = `Exit codes:
   0..255       run: the command's own exit code (128+N if it was killed by signal N)
-  0            status: the key is held; release: the lock was broken
+  0            status: the key is held; release: the lock was broken;
+               run KEY without a command: released after SIGINT/SIGTERM/SIGHUP
   1            status: the key is free; release: nothing was broken
-  64           bad usage or configuration (unknown option, bad URL or duration)
+  64           bad usage (unknown option, bad URL or duration)
   69           the backend is unreachable or failing
   70           internal error (DISTLOCK_DEBUG=1 prints a stack trace)
-  75           run: the lock was not acquired in time (or is held, with --no-wait)
-  76           run: the lock was lost while the command ran; the command was terminated
+  75           run: the lock was not acquired in time, or is held with --no-wait
+               (--conflict-exit-code N makes it N)
+  76           run: the lock was lost while it was held; the command was terminated
+  78           the backend's client library is not installed (npm i ioredis, npm i etcd3)
   126/127      run: the command could not be executed / was not found
   129/130/143  run: SIGHUP/SIGINT/SIGTERM while waiting for the lock (nothing is left held)`;

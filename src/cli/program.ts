@@ -2,15 +2,16 @@
  * The `distlock` command line: argument parsing (commander), help text, and mapping every outcome
  * to an exit code. Each command's work lives in its own module.
  */
-import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Command, CommanderError, Option } from 'commander';
 import { defaultLockDir, parseDuration } from '../backend-url.js';
-import { describeError, exitCodeFor, UsageError } from './cli-error.js';
+import { describeFailure, exitCodeFor, UsageError } from './cli-error.js';
 import { demoCommand } from './demo-command.js';
 import { EXIT_CODES_HELP, ExitCode } from './exit-codes.js';
 import { listCommand, releaseCommand, statusCommand } from './inspect-commands.js';
 import { BACKEND_URL_ENV, openedBackendLabel } from './open-locks.js';
 import { printError } from './output.js';
+import { separateRunCommand } from './run-arguments.js';
 import { runUnderLock } from './run-command.js';
 
 /** Shortest TTL `run` accepts: below this, renewal round trips eat the whole lease. */
@@ -25,9 +26,14 @@ const BACKENDS_HELP = `Backends (--backend URL, else $${BACKEND_URL_ENV}, else l
   redlock://, postgres://, azblob:// and Azure connection strings: not available yet
   Passwords in URLs are never printed.
 
-Durations: 500ms, 30s, 5m, 1h, or a number of milliseconds.`;
+Durations: 500ms, 30s, 5m, 1h, or a bare number of seconds (5 = 5s, as for flock -w).`;
 
 const RUN_HELP = `
+distlock's options come before the command; everything from the command's name on is the
+command's own (distlock run deploy make -j4 needs no --). Put -- before the command when its name
+starts with '-'. With -c, the script runs with /bin/sh -c. With no command at all, distlock holds
+the lock until SIGINT, SIGTERM or SIGHUP, then releases it and exits 0 (like etcdctl lock NAME).
+
 The command runs with these variables in its environment:
   DISTLOCK_KEY       the key
   DISTLOCK_TOKEN     this holder's token
@@ -51,16 +57,21 @@ once it exits. The command runs in its own process group so that signals reach i
 only the command itself is signalled, and Ctrl-C reaches it both from the terminal and from distlock).
 
 Examples:
-  distlock run nightly-report -- ./report.sh --date today
+  distlock run nightly-report ./report.sh --date today
+  distlock run deploy -c 'git pull && make deploy'         # a shell string
   distlock run --no-wait migrate -- npm run migrate        # exit 75 at once if someone else migrates
+  distlock run --no-wait -E 0 cron-job ./job.sh            # exit 0 at once if it runs elsewhere
+  distlock run maintenance                                 # hold the lock until Ctrl-C
   DISTLOCK_URL=redis://cache:6379 distlock run --ttl 1m --wait 5m deploy -- ./deploy.sh
 
 ${EXIT_CODES_HELP}`;
 
 function packageVersion(): string {
   try {
-    const url = new URL('../../package.json', import.meta.url);
-    const { version } = JSON.parse(readFileSync(url, 'utf8')) as { version?: unknown };
+    // The package's own package.json, by name (a self-reference): the same from src/ and dist/.
+    const { version } = createRequire(import.meta.url)('distlock/package.json') as {
+      version?: unknown;
+    };
     return typeof version === 'string' ? version : 'unknown';
   } catch {
     return 'unknown';
@@ -79,6 +90,15 @@ function integer(option: string, value: string | boolean | undefined): number | 
   return Number(value);
 }
 
+/** An exit code to use instead of one of distlock's: 0…255. */
+function exitCodeOption(option: string, value: unknown): number | undefined {
+  const code = integer(option, value as string | undefined);
+  if (code !== undefined && code > 255) {
+    throw new UsageError(`${option}: ${code} is not an exit code (0…255)`);
+  }
+  return code;
+}
+
 function waitOption(value: string | boolean | undefined): number {
   if (value === false) return 0;
   if (value === undefined || value === true) return 10_000;
@@ -91,16 +111,32 @@ function configure(command: Command, hint: string): Command {
   return command
     .exitOverride()
     .configureOutput({
-      outputError: (message) =>
-        printError(`${message.trim().replace(/^error:\s*/i, '')} (see '${hint} --help')`),
+      outputError: (message) => {
+        const text = message.trim().replace(/^error:\s*/i, '');
+        // distlock run reads options up to the command's name: one before it that run does not
+        // know may well be the command's own.
+        const toCommand =
+          hint === 'distlock run' && /^unknown option/.test(text)
+            ? "; if it is the command's, put it after the command's name, or put -- before the command"
+            : '';
+        printError(`${text}${toCommand} (see '${hint} --help')`);
+      },
     })
     .showSuggestionAfterError(true);
 }
 
+/** What a parsed command line did. */
+export interface ProgramResult {
+  exitCode: number;
+  /** The subcommand that ran (`run`, `status`…), once its action started. */
+  command: string | undefined;
+}
+
 /**
- * Build the `distlock` program. Each action stores its exit code in `result.exitCode`.
+ * Build the `distlock` program. Each action stores its exit code in `result.exitCode`, and the
+ * subcommand's name in `result.command` as it starts (error messages name it).
  */
-export function buildProgram(result: { exitCode: number }): Command {
+export function buildProgram(result: ProgramResult): Command {
   const program = configure(new Command('distlock'), 'distlock')
     .description(
       'Run a command while holding a distributed lock, and inspect or break locks, on files, ' +
@@ -108,19 +144,24 @@ export function buildProgram(result: { exitCode: number }): Command {
     )
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
-    .addHelpText('after', `\n${BACKENDS_HELP}\n\n${EXIT_CODES_HELP}`);
+    .addHelpText('after', `\n${BACKENDS_HELP}\n\n${EXIT_CODES_HELP}`)
+    .hook('preAction', (_program, action) => {
+      result.command = action.name();
+    });
 
   const backendOption = () =>
     new Option('-b, --backend <url>', `where the locks live (default: $${BACKEND_URL_ENV})`);
 
   configure(program.command('run'), 'distlock run')
-    .summary('run a command while holding the lock on KEY')
+    .summary('run a command while holding the lock on KEY (or just hold it)')
     .description(
       'Take the lock on KEY, run CMD with it held (renewing it), release it when CMD exits, and ' +
-        "exit with CMD's exit code.",
+        "exit with CMD's exit code. Without CMD, hold the lock until SIGINT/SIGTERM/SIGHUP.",
     )
+    .usage('[options] KEY [CMD [ARGS...]]')
     .argument('<key>', 'the lock to hold, e.g. nightly-report')
-    .argument('<cmd...>', 'the command and its arguments (put -- before it)')
+    .argument('[cmd...]', 'the command and its arguments; none: hold the lock until a signal')
+    .option('-c, --shell <script>', 'run SCRIPT with /bin/sh -c instead of CMD')
     .option(
       '--ttl <duration>',
       'lease time-to-live; a crashed distlock frees the lock after this',
@@ -128,6 +169,10 @@ export function buildProgram(result: { exitCode: number }): Command {
     )
     .option('--wait <duration>', "how long to wait for the lock ('forever' never gives up)", '10s')
     .option('--no-wait', 'fail at once (exit 75) if the lock is held')
+    .option(
+      '-E, --conflict-exit-code <n>',
+      'exit code when the lock is held (--no-wait) or not acquired in time (default: 75)',
+    )
     .option(
       '--grace <duration>',
       'SIGTERM-to-SIGKILL delay when the lock is lost (default: min(2s, ttl/4); at most ttl/4)',
@@ -145,9 +190,15 @@ export function buildProgram(result: { exitCode: number }): Command {
       }
       const ttlMs = duration('--ttl', String(opts.ttl));
       if (ttlMs < MIN_TTL_MS) throw new UsageError(`--ttl: must be at least ${MIN_TTL_MS}ms`);
-      const [command, ...args] = cmd;
-      if (command === undefined || command === '')
-        throw new UsageError('no command given after --');
+      const script = opts.shell as string | undefined;
+      if (script !== undefined && cmd.length > 0) {
+        throw new UsageError(
+          `-c runs a shell script; a command was given too (${cmd.join(' ')}): use one or the other`,
+        );
+      }
+      if (script !== undefined && script.trim() === '') throw new UsageError('-c: empty script');
+      const [command, ...args] = script === undefined ? cmd : ['/bin/sh', '-c', script];
+      if (command === '') throw new UsageError('the command is an empty string');
       result.exitCode = await runUnderLock({
         key,
         command,
@@ -155,6 +206,8 @@ export function buildProgram(result: { exitCode: number }): Command {
         ttlMs,
         waitMs: waitOption(opts.wait as string | boolean | undefined),
         graceMs: opts.grace === undefined ? undefined : duration('--grace', String(opts.grace)),
+        conflictExitCode:
+          exitCodeOption('--conflict-exit-code', opts.conflictExitCode) ?? ExitCode.NOT_ACQUIRED,
         backendUrl: opts.backend as string | undefined,
         foreground: opts.foreground === true,
         verbose: opts.verbose === true,
@@ -240,9 +293,11 @@ export function buildProgram(result: { exitCode: number }): Command {
  * failures are printed as one line on stderr; nothing is thrown.
  */
 export async function runCli(argv: readonly string[]): Promise<number> {
-  const result = { exitCode: ExitCode.OK as number };
+  const result: ProgramResult = { exitCode: ExitCode.OK, command: undefined };
   try {
-    await buildProgram(result).parseAsync([...argv]);
+    const program = buildProgram(result);
+    const run = program.commands.find((command) => command.name() === 'run');
+    await program.parseAsync(run === undefined ? [...argv] : separateRunCommand(argv, run));
     return result.exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -250,12 +305,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       return error.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
     }
     const exitCode = exitCodeFor(error);
-    const backend = openedBackendLabel();
-    printError(
-      exitCode === ExitCode.UNAVAILABLE && backend !== undefined
-        ? `backend ${backend} is unavailable: ${describeError(error)}`
-        : describeError(error),
-    );
+    printError(describeFailure(error, { command: result.command, backend: openedBackendLabel() }));
     if (
       exitCode === ExitCode.INTERNAL &&
       process.env.DISTLOCK_DEBUG === '1' &&

@@ -47,13 +47,16 @@ class InterruptedError extends CliError {
 /** Options of {@link runUnderLock}, already parsed. */
 export interface RunOptions {
   readonly key: string;
-  readonly command: string;
+  /** undefined: run no command, hold the lock until SIGINT, SIGTERM or SIGHUP. */
+  readonly command: string | undefined;
   readonly args: readonly string[];
   readonly ttlMs: number;
   /** 0 tries once; `Infinity` waits without a deadline. */
   readonly waitMs: number;
   /** Time between SIGTERM and SIGKILL; undefined picks the default for the TTL. */
   readonly graceMs: number | undefined;
+  /** Exit code when the lock is held (`waitMs` 0) or not acquired in time (flock's -E). */
+  readonly conflictExitCode: number;
   readonly backendUrl: string | undefined;
   readonly foreground: boolean;
   readonly verbose: boolean;
@@ -147,6 +150,10 @@ async function holdAndRun(
         }
         // A signal that came while acquiring or after: the command must not start.
         if (interrupted.aborted) throw interrupted.reason;
+        if (options.command === undefined) {
+          exitCode = await holdUntilSignal(locks, lease, options.key, interrupted);
+          return;
+        }
         const child = await SupervisedChild.start({
           command: options.command,
           args: options.args,
@@ -187,12 +194,56 @@ async function notAcquiredError(locks: LockManager, options: RunOptions): Promis
       : ` by token ${holder.token.slice(0, TOKEN_PREFIX_LENGTH)}… (fence ${holder.fence}, ` +
         `${formatRemaining(holder.remainingMs)} left)`;
   return new CliError(
-    ExitCode.NOT_ACQUIRED,
+    options.conflictExitCode,
     options.waitMs === 0
       ? `lock "${options.key}" is held${heldBy}; not waiting (--no-wait)`
       : `lock "${options.key}" was not acquired within ${formatRemaining(options.waitMs)}` +
           (heldBy === '' ? '' : `; it is held${heldBy}`),
   );
+}
+
+/**
+ * `distlock run KEY` without a command: hold the lock until a signal (`stop` aborts), then let it
+ * be released. Resolves with 0, or 76 if the lock is lost first.
+ */
+async function holdUntilSignal(
+  locks: LockManager,
+  lease: Lease,
+  key: string,
+  stop: AbortSignal,
+): Promise<number> {
+  let lostBecause: string | undefined;
+  let onEnd = () => undefined as void;
+  const ended = new Promise<void>((resolve) => (onEnd = resolve));
+  const onLeaseLost = () => {
+    const reason: unknown = lease.signal.reason;
+    lostBecause ??= reason instanceof LockLostError ? reason.reason : 'lost';
+    onEnd();
+  };
+  stop.addEventListener('abort', onEnd, { once: true });
+  lease.signal.addEventListener('abort', onLeaseLost, { once: true });
+  // Learn of a broken lock at once where the store announces changes.
+  const unwatch = await watchForTheft(locks, lease, () => {
+    lostBecause ??= 'released or taken by someone else';
+    onEnd();
+  });
+  try {
+    if (stop.aborted) onEnd();
+    if (lease.signal.aborted) onLeaseLost();
+    process.stdout.write(
+      `holding "${key}" (fence ${lease.fence}); SIGINT (Ctrl-C), SIGTERM or SIGHUP releases it\n`,
+    );
+    await ended;
+  } finally {
+    stop.removeEventListener('abort', onEnd);
+    lease.signal.removeEventListener('abort', onLeaseLost);
+    await Promise.resolve(unwatch?.()).catch(() => undefined);
+  }
+  if (lostBecause !== undefined) {
+    printError(`lock "${key}" was lost (${lostBecause})`);
+    return ExitCode.LOCK_LOST;
+  }
+  return ExitCode.OK;
 }
 
 /**

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { CliError, describeError, exitCodeFor, UsageError } from '../../src/cli/cli-error.js';
+import {
+  CliError,
+  describeError,
+  describeFailure,
+  exitCodeFor,
+  rootCause,
+  UsageError,
+} from '../../src/cli/cli-error.js';
+import { buildProgram } from '../../src/cli/program.js';
+import { separateRunCommand } from '../../src/cli/run-arguments.js';
+import { MissingClientLibraryError } from '../../src/backend-url.js';
 import { ExitCode } from '../../src/cli/exit-codes.js';
 import {
   addSecret,
@@ -40,6 +50,7 @@ describe('exitCodeFor', () => {
       ExitCode.UNAVAILABLE,
     ],
     [Object.assign(new Error('no module'), { code: 'ERR_MODULE_NOT_FOUND' }), ExitCode.INTERNAL],
+    [new MissingClientLibraryError('redis', 'ioredis'), ExitCode.CONFIG],
     [new TypeError('oops'), ExitCode.INTERNAL],
   ])('%s → %d', (error, code) => {
     expect(exitCodeFor(error)).toBe(code);
@@ -104,5 +115,95 @@ describe('grace period', () => {
   it('kills min(200ms, ttl/20) before the deadline', () => {
     expect(killMarginMs(30_000)).toBe(200);
     expect(killMarginMs(1_000)).toBe(50);
+  });
+});
+
+describe('describeFailure', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), {
+    code: 'ECONNREFUSED',
+    syscall: 'connect',
+  });
+  const context = { command: 'run', backend: 'redis://u:***@127.0.0.1:1' };
+
+  it('names the command, the backend and the deepest cause, whatever wraps it', () => {
+    const error = new LockTimeoutError('k', 10, {
+      cause: new BackendUnavailableError('redis poll failed: Reached the max retries', {
+        cause: refused,
+      }),
+    });
+    // (LockErrors keep a sanitized copy of their cause: the same message and code.)
+    expect(rootCause(error)).toMatchObject({ message: refused.message, code: 'ECONNREFUSED' });
+    expect(describeFailure(error, context)).toBe(
+      'run: cannot reach the backend redis://u:***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
+    );
+  });
+
+  it("leaves out a client library's internal state and distlock's internal steps", () => {
+    const maxRetries = Object.assign(new Error('Reached the max retries per request limit'), {
+      name: 'MaxRetriesPerRequestError',
+    });
+    const error = new BackendUnavailableError('redis inspect failed: Reached the max…', {
+      cause: maxRetries,
+    });
+    expect(rootCause(error)).toBeUndefined();
+    expect(describeFailure(error, { ...context, command: 'status' })).toBe(
+      'status: cannot reach the backend redis://u:***@127.0.0.1:1',
+    );
+  });
+
+  it('says the backend failed when it answered, and redacts the cause', () => {
+    const error = new BackendError('redis list failed', {
+      cause: new Error('WRONGPASS for redis://u:hunter2@h:1'),
+    });
+    expect(describeFailure(error, { ...context, command: 'list' })).toBe(
+      'list: the backend redis://u:***@127.0.0.1:1 failed: WRONGPASS for redis://u:***@h:1',
+    );
+  });
+});
+
+describe('separateRunCommand', () => {
+  const program = buildProgram({ exitCode: 0, command: undefined });
+  const run = program.commands.find((command) => command.name() === 'run')!;
+  const argv = (...args: string[]) => ['node', 'distlock', ...args];
+
+  it.each([
+    [
+      ['run', 'k', 'ls', '-la'],
+      ['run', 'k', '--', 'ls', '-la'],
+    ],
+    [
+      ['run', '--ttl', '5s', 'k', 'ls'],
+      ['run', '--ttl', '5s', 'k', '--', 'ls'],
+    ],
+    [
+      ['run', 'k', '--ttl', '5', '-b', 'file:///x', 'ls', '--ttl'],
+      ['run', 'k', '--ttl', '5', '-b', 'file:///x', '--', 'ls', '--ttl'],
+    ],
+    [
+      ['run', 'k', '--ttl=5s', '-vbfile:///x', 'ls'],
+      ['run', 'k', '--ttl=5s', '-vbfile:///x', '--', 'ls'],
+    ],
+    [
+      ['run', 'k', '-vb', 'file:///x', 'ls'],
+      ['run', 'k', '-vb', 'file:///x', '--', 'ls'],
+    ],
+    [
+      ['run', 'k', '-c', 'echo hi'],
+      ['run', 'k', '-c', 'echo hi'],
+    ],
+    [
+      ['run', 'k', '--', 'ls', '-la'],
+      ['run', 'k', '--', 'ls', '-la'],
+    ],
+    [
+      ['run', 'k'],
+      ['run', 'k'],
+    ],
+    [
+      ['status', 'k', '--json'],
+      ['status', 'k', '--json'],
+    ],
+  ])('%j → %j', (args, expected) => {
+    expect(separateRunCommand(argv(...args), run)).toEqual(argv(...expected));
   });
 });

@@ -6,7 +6,6 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ensureCommand,
   freePort,
   killAndWait,
   spawnServer,
@@ -15,6 +14,7 @@ import {
   waitUntil,
   WillNotHappen,
 } from './process.js';
+import { requireCommand } from './servers.js';
 
 const run = promisify(execFile);
 
@@ -47,8 +47,8 @@ export interface EtcdServer {
 }
 
 function ensureEtcd(): void {
-  ensureCommand('etcd', ['etcd-server', 'etcd-client']);
-  ensureCommand('etcdctl', ['etcd-server', 'etcd-client']);
+  requireCommand('etcd', 'etcd');
+  requireCommand('etcd', 'etcdctl');
 }
 
 async function etcdctl(endpoints: readonly string[], args: string[]): Promise<string> {

@@ -1,9 +1,10 @@
 /**
- * Shared helpers for test harnesses that spawn real servers on loopback: free ports, installing a
- * missing server from Debian's packages (as root), waiting for readiness, and killing process trees.
+ * Shared helpers for test harnesses that spawn real servers on loopback: free ports, waiting for
+ * readiness, and killing process trees. Which servers exist and how they are installed:
+ * `servers.ts` and `install-servers.ts`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,41 +21,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function commandExists(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-let aptUpdated = false;
-
-/**
- * Make sure `command` is on PATH. As root, installs `debPackages` with apt-get (running
- * `apt-get update` once); otherwise fails with the exact command to run. A missing server is a
- * test failure, never a skip.
- */
-export function ensureCommand(command: string, debPackages: string[]): void {
-  if (commandExists(command)) return;
-  const install = `apt-get install -y ${debPackages.join(' ')}`;
-  if (process.getuid?.() !== 0) {
-    throw new Error(
-      `"${command}" is not installed. Install it with: sudo apt-get update && sudo ${install}`,
-    );
-  }
-  if (!aptUpdated) {
-    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-    aptUpdated = true;
-  }
-  execFileSync('sh', ['-c', install], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (!commandExists(command)) throw new Error(`"${command}" is still missing after: ${install}`);
 }
 
 /**
@@ -130,4 +96,76 @@ export async function killAndWait(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill(signal);
   await exited;
+}
+
+/** Options of {@link runToEnd}. */
+export interface RunToEndOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cwd?: string;
+  readonly timeoutMs: number;
+  /** @default ['ignore', 'pipe', 'pipe'] */
+  readonly stdio?: Array<'ignore' | 'pipe' | number>;
+}
+
+/**
+ * Run a command to completion; resolves with its output, rejects with the output's tail if it
+ * fails or outlives `timeoutMs`.
+ */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  options: RunToEndOptions,
+): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+      stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+      timeout: options.timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      if (code === 0) return resolve({ stdout, stderr });
+      const how =
+        signal === null ? `exit code ${code}` : `${signal} (time limit ${options.timeoutMs} ms?)`;
+      const tail = (stdout + stderr).slice(-4_000);
+      reject(new Error(`${command} ${args.join(' ')} failed with ${how}:\n${tail}`));
+    });
+  });
+}
+
+/**
+ * Hold an exclusive lock on the file at `path` while `body` runs, so that processes sharing the
+ * file take turns (two test runs installing servers, two test files packing the package).
+ * `flock(1)` locks the open file this process passes it as fd 3; the lock belongs to that open
+ * file, so it stays held after flock exits, until this process closes the file — or dies, when the
+ * kernel releases it: a lock never goes stale.
+ */
+export async function withFileLock<T>(
+  path: string,
+  timeoutS: number,
+  body: () => Promise<T>,
+): Promise<T> {
+  const fd = openSync(path, 'a');
+  try {
+    await runToEnd('flock', ['--exclusive', '--wait', String(timeoutS), '3'], {
+      timeoutMs: (timeoutS + 30) * 1_000,
+      stdio: ['ignore', 'pipe', 'pipe', fd],
+    }).catch((error: unknown) => {
+      const notFound = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new Error(
+        notFound
+          ? 'flock(1) is not installed (Debian: util-linux); it keeps processes from overlapping'
+          : `another process held ${path} for more than ${timeoutS} s`,
+        { cause: error },
+      );
+    });
+    return await body();
+  } finally {
+    closeSync(fd);
+  }
 }

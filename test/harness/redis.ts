@@ -8,7 +8,6 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
-  ensureCommand,
   freePort,
   killAndWait,
   spawnServer,
@@ -17,12 +16,13 @@ import {
   waitUntil,
   WillNotHappen,
 } from './process.js';
+import { requireCommand } from './servers.js';
 
 const run = promisify(execFile);
 
 function ensureRedis(): void {
-  ensureCommand('redis-server', ['redis-server']);
-  ensureCommand('redis-cli', ['redis-server']);
+  requireCommand('redis', 'redis-server');
+  requireCommand('redis', 'redis-cli');
 }
 
 async function redisCli(port: number, args: string[]): Promise<string> {
