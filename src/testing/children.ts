@@ -3,6 +3,7 @@
  * under test, compiled or through `tsx` as the files require.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** A child process of the suite, with its stderr kept for failure messages. */
@@ -62,4 +63,37 @@ export function maxOverlap(intervals: readonly Interval[]): number {
     most = Math.max(most, inside);
   }
   return most;
+}
+
+/**
+ * Run `processes` contenders on `key` to the end (each `iterations` holdings, logged to `out`), and
+ * read back every holding they recorded. `env` adds the mode's variables (a counter file, a limit).
+ */
+export async function runContenders(
+  backendModule: string,
+  processes: number,
+  settings: { key: string; iterations: number; out: string; env: Record<string, string> },
+): Promise<{
+  readonly results: ReadonlyArray<{ readonly code: number | null; readonly stderr: string }>;
+  readonly intervals: Interval[];
+}> {
+  writeFileSync(settings.out, '');
+  const results = await Promise.all(
+    Array.from(
+      { length: processes },
+      () =>
+        startChild('process-contender', backendModule, {
+          DISTLOCK_CONTENDER_KEY: settings.key,
+          DISTLOCK_CONTENDER_ITERATIONS: String(settings.iterations),
+          DISTLOCK_CONTENDER_OUT: settings.out,
+          ...settings.env,
+        }).exited,
+    ),
+  );
+  const intervals = readFileSync(settings.out, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as Interval);
+  return { results, intervals };
 }

@@ -3,7 +3,7 @@
  * semaphores (`capabilities.shared`). A backend without them must refuse both with
  * `UnsupportedError`; one with them must obey the rules of `core/kinds.ts`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -16,7 +16,7 @@ import {
 } from '../core/errors.js';
 import type { Lease } from '../core/lease.js';
 import type { LockManager } from '../core/locks.js';
-import { maxOverlap, startChild, type Interval } from './children.js';
+import { maxOverlap, runContenders } from './children.js';
 import { abortedAt, delay, now, queued, type SuiteContext } from './suite-context.js';
 
 /** Whether `promise` is still pending after the microtasks and timers of `ms`. */
@@ -248,6 +248,20 @@ export function kindsTests(ctx: SuiteContext): void {
         }),
       );
       await Promise.all(holders);
+      // And one waiter that surely waits (every permit held) and gives up.
+      const full = await Promise.all(
+        Array.from({ length: limit }, () => clients[0]!.semaphore(key, { limit }).acquire()),
+      );
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(new Error('gave up')), ms(50));
+      await clients[1]!
+        .semaphore(key, { limit })
+        .acquire({ signal: controller.signal })
+        .then(
+          () => expect.fail('a permit beyond the limit'),
+          () => (aborted += 1),
+        );
+      await Promise.all(full.map((lease) => lease.release()));
       await delay(ms(100)); // the store's TTL ends a drift margin after the holders' signals
       expect(most, 'more holders than permits').toBeLessThanOrEqual(limit);
       expect(most, 'the permits were never all in use').toBe(limit);
@@ -364,28 +378,19 @@ export function kindsTests(ctx: SuiteContext): void {
         if (!locks) return;
         const dir = mkdtempSync(join(tmpdir(), 'distlock-conformance-'));
         try {
-          const out = join(dir, 'intervals.jsonl');
-          writeFileSync(out, '');
           const iterations = 10;
           const limit = 2;
-          const key = freshKey('semaphore-processes');
-          const results = await Promise.all(
-            Array.from(
-              { length: processes },
-              () =>
-                startChild('process-contender', options.processBackendModule!, {
-                  DISTLOCK_CONTENDER_KEY: key,
-                  DISTLOCK_CONTENDER_ITERATIONS: String(iterations),
-                  DISTLOCK_CONTENDER_OUT: out,
-                  DISTLOCK_CONTENDER_LIMIT: String(limit),
-                }).exited,
-            ),
+          const { results, intervals } = await runContenders(
+            options.processBackendModule!,
+            processes,
+            {
+              key: freshKey('semaphore-processes'),
+              iterations,
+              out: join(dir, 'intervals.jsonl'),
+              env: { DISTLOCK_CONTENDER_LIMIT: String(limit) },
+            },
           );
           for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
-          const intervals = readFileSync(out, 'utf8')
-            .trim()
-            .split('\n')
-            .map((line) => JSON.parse(line) as Interval);
           expect(intervals).toHaveLength(processes * iterations);
           expect(maxOverlap(intervals), 'more holders than permits').toBeLessThanOrEqual(limit);
           expect(new Set(intervals.map((i) => i.fence)).size, 'a fence was issued twice').toBe(

@@ -15,7 +15,7 @@ import {
 } from '../core/errors.js';
 import type { Lease } from '../core/lease.js';
 import { createLocks, type LockManager, type LockManagerOptions } from '../core/locks.js';
-import { startChild } from './children.js';
+import { runContenders } from './children.js';
 import { abortedAt, delay, now, queued, type SuiteContext } from './suite-context.js';
 
 export function mutexTests(ctx: SuiteContext): void {
@@ -102,32 +102,21 @@ export function mutexTests(ctx: SuiteContext): void {
     it(`admits one holder at a time among ${processes} OS processes`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'distlock-conformance-'));
       try {
-        const out = join(dir, 'intervals.jsonl');
         const counter = join(dir, 'counter');
-        writeFileSync(out, '');
         writeFileSync(counter, '0');
         const iterations = 15;
-        const key = freshKey('processes');
-        const runs = Array.from(
-          { length: processes },
-          () =>
-            startChild('process-contender', options.processBackendModule!, {
-              DISTLOCK_CONTENDER_KEY: key,
-              DISTLOCK_CONTENDER_ITERATIONS: String(iterations),
-              DISTLOCK_CONTENDER_OUT: out,
-              DISTLOCK_CONTENDER_COUNTER: counter,
-            }).exited,
+        const { results, intervals: logged } = await runContenders(
+          options.processBackendModule!,
+          processes,
+          {
+            key: freshKey('processes'),
+            iterations,
+            out: join(dir, 'intervals.jsonl'),
+            env: { DISTLOCK_CONTENDER_COUNTER: counter },
+          },
         );
-        const results = await Promise.all(runs);
         for (const result of results) expect(result, result.stderr).toMatchObject({ code: 0 });
-        const intervals = readFileSync(out, 'utf8')
-          .trim()
-          .split('\n')
-          .map(
-            (line) =>
-              JSON.parse(line) as { pid: number; fence: string; start: number; end: number },
-          )
-          .sort((x, y) => x.start - y.start);
+        const intervals = logged.sort((x, y) => x.start - y.start);
         expect(intervals).toHaveLength(processes * iterations);
         expect(new Set(intervals.map((i) => i.pid)).size).toBe(processes);
         for (let i = 1; i < intervals.length; i += 1) {
