@@ -1,0 +1,33 @@
+/**
+ * The PostgreSQL backend in lease mode against a real throw-away cluster: the conformance suite
+ * (the multi-process tests included), an unreachable server and a wrong password.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
+import { postgresBackend } from '../../src/backends/postgres/index.js';
+import { runConformanceSuite } from '../../src/testing/index.js';
+import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+
+const fixture = fileURLToPath(new URL('../fixtures/postgres-backend.ts', import.meta.url));
+
+let server: PostgresServer;
+beforeAll(async () => {
+  server = await startPostgres();
+  process.env.DISTLOCK_POSTGRES_URL = server.url;
+  process.env.DISTLOCK_POSTGRES_MODE = 'lease';
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+runConformanceSuite({
+  name: 'postgres',
+  createBackend: () => postgresBackend({ url: server.url }),
+  processBackendModule: fixture,
+  createUnreachableBackend: () =>
+    postgresBackend({ url: `postgres://postgres:${server.password}@127.0.0.1:1/postgres` }),
+  createBackendWithSecret: () => {
+    const secret = 'Wr0ng-Secr3t-pw';
+    return { backend: postgresBackend({ url: server.urlFor({ password: secret }) }), secret };
+  },
+});
