@@ -57,7 +57,8 @@ export class GrantListener {
 
   /** The backend process id of the `LISTEN` connection, while connected (for tests and operators). */
   get processId(): number | undefined {
-    return (this.#client as { processID?: number } | undefined)?.processID;
+    const pid = (this.#client as { processID?: number | null } | undefined)?.processID;
+    return this.#up && typeof pid === 'number' ? pid : undefined;
   }
 
   /**
