@@ -3,6 +3,7 @@
  * and sets the shared cell (waking the frozen thread) once a higher fence has used it. Plain
  * JavaScript: a worker thread does not inherit the tsx loader of the demo's processes.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { workerData } from 'node:worker_threads';
 import pg from 'pg';
 
@@ -19,7 +20,7 @@ try {
       [accountId, fence],
     );
     if (rows[0]?.above) break;
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await sleep(20);
   }
 } finally {
   Atomics.store(cell, 0, 1);
