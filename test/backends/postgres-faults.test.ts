@@ -71,14 +71,17 @@ describe('postgres: connections terminated by the server', () => {
     const backend = waiters.backend as PostgresBackend;
     const lease = await holder.acquire(key);
     const order: number[] = [];
-    const waiting = [0, 1, 2].map((i) =>
-      waiters.acquire(key, { waitMs: 20_000 }).then(async (next) => {
-        order.push(i);
-        await delay(20);
-        await next.release();
-      }),
-    );
-    await queuedWaiters(holder, key, 3);
+    const waiting: Promise<void>[] = [];
+    for (const i of [0, 1, 2]) {
+      waiting.push(
+        waiters.acquire(key, { waitMs: 20_000 }).then(async (next) => {
+          order.push(i);
+          await delay(20);
+          await next.release();
+        }),
+      );
+      await queuedWaiters(holder, key, i + 1); // one at a time: the arrival order is known
+    }
     await waitUntil('the LISTEN connection', () => backend.listenerProcessId !== undefined);
     const listenerPid = backend.listenerProcessId!;
     expect(await server.terminate(listenerPid)).toBe(true);
@@ -288,6 +291,26 @@ describe('postgres: names and options', () => {
     expect((error as InvalidArgumentError).option).toBe('key');
     const tokenError = await locks.tryAcquire('k', { token: 't\0' }).catch((e: unknown) => e);
     expect((tokenError as InvalidArgumentError).option).toBe('token');
+  });
+
+  it('deletes the rows of idle keys, so the table holds only keys in use (fences keep growing)', async () => {
+    const table = `sweep_${Date.now()}`;
+    const locks = manager({ table, idleKeyTtlMs: 300 });
+    let lastFence = 0n;
+    for (let i = 0; i < 30; i += 1) {
+      const lease = await locks.acquire(`k${i}`);
+      lastFence = lease.fence;
+      await lease.release();
+    }
+    const abandoned = await locks.acquire('abandoned', { ttlMs: 100 });
+    const count = async () =>
+      Number((await server.sql<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`))[0]!.n);
+    await delay(700);
+    const held = await locks.acquire('held'); // an acquire after the period sweeps, in the background
+    await waitUntil('the idle rows to go', async () => (await count()) === 1);
+    expect((await locks.acquire('k0')).fence).toBeGreaterThan(held.fence);
+    expect(held.fence).toBeGreaterThan(lastFence);
+    expect(abandoned.lost).toBe(true);
   });
 
   it('uses the pool it is given and leaves it open', async () => {

@@ -45,6 +45,8 @@ export class PostgresBackend implements LockBackend {
   readonly #sessions: SessionConnections | undefined;
   readonly #queue: QueueContext;
   #closed: Promise<void> | undefined;
+  /** When this backend last swept idle keys' rows (see `idleKeyTtlMs`). */
+  #sweptAt = Date.now();
 
   constructor(options: PostgresBackendOptions) {
     this.#options = resolveOptions(options);
@@ -92,6 +94,7 @@ export class PostgresBackend implements LockBackend {
     this.#throwIfClosed();
     checkText(request.key, 'key');
     checkText(request.token, 'token');
+    this.#sweepNowAndThen();
     const args = {
       token: request.token,
       ttlMs: request.ttlMs,
@@ -127,6 +130,7 @@ export class PostgresBackend implements LockBackend {
       this.#throwIfClosed();
       checkText(request.key, 'key');
       checkText(request.token, 'token');
+      this.#sweepNowAndThen();
       return acquireInQueue(this.#queue, request, options);
     } catch (error) {
       return Promise.reject(error as Error);
@@ -223,6 +227,15 @@ export class PostgresBackend implements LockBackend {
     return reply.value === null
       ? { acquired: false }
       : { acquired: false, retryAfterMs: reply.value };
+  }
+
+  /** Delete idle keys' rows, in the background, at most once per `idleKeyTtlMs`. */
+  #sweepNowAndThen(): void {
+    const now = Date.now();
+    const idleMs = this.#options.idleKeyTtlMs;
+    if (now - this.#sweptAt < idleMs) return;
+    this.#sweptAt = now;
+    this.#runner.sweep(idleMs).catch(() => undefined); // a failed sweep waits for the next period
   }
 
   #throwIfClosed(): void {

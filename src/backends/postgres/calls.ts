@@ -6,7 +6,15 @@
 import type pg from 'pg';
 import type { LockMode } from '../../core/backend.js';
 import { LeaseTableError, toLockError } from './errors.js';
-import { migrationSql, schemaObjects, type SchemaObjects, type TableNames } from './schema.js';
+import {
+  fastAcquireSql,
+  fastReleaseSql,
+  migrationSql,
+  schemaObjects,
+  sweepSql,
+  type SchemaObjects,
+  type TableNames,
+} from './schema.js';
 
 /** The operations of the call function (see schema.ts for their answers). */
 export type CallOperation = 'acquire' | 'poll' | 'claim' | 'extend' | 'release' | 'leave' | 'force';
@@ -36,6 +44,13 @@ export interface CallReply {
   readonly sentAt: number;
 }
 
+/** A prepared statement answered as arrays. */
+interface StatementConfig {
+  readonly name: string;
+  readonly text: string;
+  readonly rowMode: 'array';
+}
+
 /** Something that runs a query: the pool, or one of its clients (a session's connection). */
 export type Queryable = Pick<pg.Pool | pg.PoolClient, 'query'>;
 
@@ -45,7 +60,9 @@ export class CallRunner {
   readonly #names: TableNames;
   readonly #autoMigrate: boolean;
   readonly #secrets: readonly string[];
-  readonly #callConfig: { name: string; text: string; rowMode: 'array' };
+  /** The call function, and the statements that try a fast path first (see schema.ts). */
+  readonly #statements: Record<'call' | 'acquire' | 'release', StatementConfig>;
+  readonly #sweep: pg.QueryConfig;
   #migrating: Promise<void> | undefined;
 
   constructor(
@@ -58,12 +75,19 @@ export class CallRunner {
     this.#autoMigrate = options.autoMigrate;
     this.#secrets = options.secrets;
     this.objects = schemaObjects(names);
-    this.#callConfig = {
-      // Prepared once per connection; the name tells tables apart.
-      name: `distlock_call_${this.objects.id}`,
-      text: `SELECT * FROM ${this.objects.call}($1, $2, $3, $4, $5, $6, $7, $8)`,
+    const o = this.objects;
+    // Prepared once per connection; the name tells tables apart.
+    const statement = (kind: string, text: string): StatementConfig => ({
+      name: `distlock_${kind}_${o.id}`,
+      text,
       rowMode: 'array',
+    });
+    this.#statements = {
+      call: statement('call', `SELECT * FROM ${o.call}($1, $2, $3, $4, $5, $6, $7, $8)`),
+      acquire: statement('fast_acquire', fastAcquireSql(o)),
+      release: statement('fast_release', fastReleaseSql(o)),
     };
+    this.#sweep = { name: `distlock_sweep_${o.id}`, text: sweepSql(o) };
   }
 
   /** One operation on `key`, through `via` (a session's connection) or the pool. */
@@ -83,10 +107,13 @@ export class CallRunner {
       args.queueMs ?? 0,
       args.session ? 1 : 0,
     ];
+    // Lease mode's exclusive acquire and release try their fast path first (same statement).
+    const config =
+      (operation === 'acquire' || operation === 'release') && !args.session && via === this.#pool
+        ? this.#statements[operation]
+        : this.#statements.call;
     const sentAt = Date.now();
-    const result = await this.#run(operation, () =>
-      via.query<unknown[]>({ ...this.#callConfig, values }),
-    );
+    const result = await this.#run(operation, () => via.query<unknown[]>({ ...config, values }));
     const row = result.rows[0] as [number, string | null, string | null, string];
     return {
       code: row[0],
@@ -103,6 +130,14 @@ export class CallRunner {
     config: pg.QueryConfig,
   ): Promise<R[]> {
     return (await this.#run(operation, () => this.#pool.query<R>(config))).rows;
+  }
+
+  /** Delete the rows of keys unused for `idleMs` (see `sweepSql`); resolves with how many. */
+  async sweep(idleMs: number): Promise<number> {
+    const result = await this.#run('sweep', () =>
+      this.#pool.query({ ...this.#sweep, values: [idleMs] }),
+    );
+    return result.rowCount ?? 0;
   }
 
   /** The typed error for a failure of `operation`. */

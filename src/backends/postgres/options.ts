@@ -57,6 +57,13 @@ export interface PostgresBackendOptions {
    */
   readonly pollIntervalMs?: number;
   /**
+   * Rows of keys that nobody has held or awaited for this long are deleted, so that the table
+   * holds only keys in use (fences need no row: they come from one sequence). Each backend sweeps
+   * at most once per this period, in the background, after an acquire.
+   * @default 60_000
+   */
+  readonly idleKeyTtlMs?: number;
+  /**
    * Pool built from `url`: how long connecting may take before the call fails with a retryable
    * `BackendUnavailableError`.
    * @default 2_000
@@ -78,6 +85,7 @@ export const POSTGRES_DEFAULTS = Object.freeze({
   mode: 'lease' as PostgresLockMode,
   queueEntryTtlMs: 3_000,
   pollIntervalMs: 100,
+  idleKeyTtlMs: 60_000,
   connectTimeoutMs: 2_000,
   statementTimeoutMs: 5_000,
 });
@@ -105,6 +113,7 @@ export interface ResolvedPostgresOptions {
   readonly mode: PostgresLockMode;
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
+  readonly idleKeyTtlMs: number;
 }
 
 /** Longest table name: the derived names (`<table>_holder`, …) must fit PostgreSQL's 63 bytes. */
@@ -208,6 +217,10 @@ export function resolveOptions(options: PostgresBackendOptions): ResolvedPostgre
     'pollIntervalMs',
     options.pollIntervalMs ?? POSTGRES_DEFAULTS.pollIntervalMs,
   );
+  const idleKeyTtlMs = positiveInteger(
+    'idleKeyTtlMs',
+    options.idleKeyTtlMs ?? POSTGRES_DEFAULTS.idleKeyTtlMs,
+  );
   const connectTimeoutMs = positiveInteger(
     'connectTimeoutMs',
     options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs,
@@ -235,5 +248,6 @@ export function resolveOptions(options: PostgresBackendOptions): ResolvedPostgre
     mode,
     queueEntryTtlMs,
     pollIntervalMs,
+    idleKeyTtlMs,
   };
 }

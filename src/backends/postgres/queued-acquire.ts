@@ -16,6 +16,7 @@
  * clocks (only differences of the database's clock are used), accurate to one round trip however
  * long the wait was.
  */
+import type pg from 'pg';
 import type { AcquireRequest, QueuedAcquireOptions } from '../../core/backend.js';
 import { BackendUnavailableError, LimitMismatchError, LockClosedError } from '../../core/errors.js';
 import type { CallReply, CallRunner } from './calls.js';
@@ -133,6 +134,9 @@ function onWaitEnd(options: QueuedAcquireOptions, onAbort: (reason: unknown) => 
 
 /** One request's calls, bound to its key and arguments. */
 class Line {
+  /** Session mode: the connection a queued request waits with (see `start`). */
+  connection: pg.PoolClient | undefined;
+
   constructor(
     readonly context: QueueContext,
     readonly request: AcquireRequest,
@@ -172,11 +176,24 @@ class Line {
       sessions.giveBack(client, false);
       throw error;
     }
+    if (reply.code === 2) {
+      // Queued: keep the connection for the wait, so that the grant is tied to it without
+      // waiting for another (and waiters granted in order are claimed in order).
+      this.connection = client;
+      return { reply };
+    }
     if (reply.code !== 1) {
       sessions.giveBack(client);
       return { reply };
     }
     return { reply, lost: sessions.hold(this.request.token, client) };
+  }
+
+  /** Give back the connection kept for the wait, if it was not tied to a grant. */
+  giveBackConnection(): void {
+    const client = this.connection;
+    this.connection = undefined;
+    if (client) this.context.sessions?.giveBack(client);
   }
 }
 
@@ -216,6 +233,7 @@ export async function acquireInQueue(
   } finally {
     if (waiting) context.waits.delete(events);
     unsubscribe();
+    line.giveBackConnection();
   }
 }
 
@@ -292,25 +310,22 @@ async function waitInLine(
 async function claimed(line: Line, fence: string | null, startedAt: number): Promise<Granted> {
   const { sessions, runner } = line.context;
   if (!sessions) return granted(fence, startedAt);
-  const client = await sessions.take();
+  const client = line.connection ?? (await sessions.take());
+  line.connection = undefined;
+  let reply: CallReply;
   try {
-    const reply = await runner.call(
-      'claim',
-      line.request.key,
-      { token: line.request.token },
-      client,
-    );
-    if (reply.code !== 1) {
-      sessions.giveBack(client);
-      throw new BackendUnavailableError(
-        'the lock was granted but expired before this process could tie it to its connection',
-      );
-    }
-    return granted(reply.fence, startedAt, sessions.hold(line.request.token, client));
+    reply = await runner.call('claim', line.request.key, { token: line.request.token }, client);
   } catch (error) {
-    if (!sessions.connectionOf(line.request.token)) sessions.giveBack(client, false);
+    sessions.giveBack(client, false);
     throw error;
   }
+  if (reply.code !== 1) {
+    sessions.giveBack(client);
+    throw new BackendUnavailableError(
+      'the lock was granted but expired before this process could tie it to its connection',
+    );
+  }
+  return granted(reply.fence, startedAt, sessions.hold(line.request.token, client));
 }
 
 async function abandon(line: Line, reason: unknown): Promise<never> {

@@ -333,3 +333,61 @@ BEGIN
 END
 $fn$;`;
 }
+
+/** The call function's parameters, typed: a statement that also uses them elsewhere must agree. */
+const TYPED_PARAMETERS =
+  '$1::text, $2::text, $3::text, $4::integer, $5::"char", $6::integer, $7::integer, $8::integer';
+
+/**
+ * The fast paths of lease mode's two most frequent calls, each still one statement: an exclusive
+ * acquire of a key whose row exists and is empty (no holder, no waiter: it was released cleanly),
+ * and the release of a key's only, exclusive, live holder with nobody waiting. Each is a plain
+ * `UPDATE` of the key's row (no PL/pgSQL), and falls through to the call function in the same
+ * statement when it matches no row (the key is new, held, awaited, shared or has dead entries to
+ * clean up). The `UPDATE` locks the row and re-checks its condition on the latest version, so it
+ * serialises with the call function as the function's own `FOR UPDATE` does; its fence is taken
+ * under that lock (`nextval` in `SET`). Parameters are the call function's.
+ */
+export function fastAcquireSql(o: SchemaObjects): string {
+  return `WITH fast AS (
+  UPDATE ${o.table} t SET
+    holders = ARRAY[ROW($3, nextval(${quoteLiteral(o.sequence)}), clock_timestamp() + $4::integer * interval '1 millisecond', NULL)::${o.holderType}],
+    mode = 'x', shared_limit = NULL, updated_at = clock_timestamp()
+  WHERE t.key = $2::text AND t.holders = '{}' AND t.waiters = '{}' AND $5::"char" = 'x'
+  RETURNING (t.holders[1]).fence AS fence, (t.holders[1]).expires_at AS expires_at)
+SELECT 1 AS code, fast.fence, (extract(epoch FROM fast.expires_at) * 1000)::bigint AS value,
+  (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+FROM fast
+UNION ALL
+SELECT * FROM ${o.call}(${TYPED_PARAMETERS}) WHERE NOT EXISTS (SELECT 1 FROM fast)`;
+}
+
+/** See {@link fastAcquireSql}: the release of the only, exclusive, live holder. */
+export function fastReleaseSql(o: SchemaObjects): string {
+  return `WITH fast AS (
+  UPDATE ${o.table} t SET holders = '{}', mode = NULL, shared_limit = NULL, updated_at = clock_timestamp()
+  WHERE t.key = $2::text AND t.waiters = '{}' AND cardinality(t.holders) = 1
+    AND (t.holders[1]).token = $3::text AND (t.holders[1]).beacon IS NULL
+    AND (t.holders[1]).expires_at > clock_timestamp()
+  RETURNING 1)
+SELECT 1 AS code, NULL::bigint AS fence, NULL::bigint AS value,
+  (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms
+FROM fast
+UNION ALL
+SELECT * FROM ${o.call}(${TYPED_PARAMETERS}) WHERE NOT EXISTS (SELECT 1 FROM fast)`;
+}
+
+/**
+ * Deletes the rows of keys that nobody has held or awaited for `$1` milliseconds (released, or
+ * whose holders and waiters all expired that long ago), so that the table holds only keys in use.
+ * The `DELETE` locks each row and re-checks the condition on its latest version: a key taken
+ * meanwhile is kept; a call waiting for a deleted row inserts it anew (see the fence argument).
+ */
+export function sweepSql(o: SchemaObjects): string {
+  return `DELETE FROM ${o.table} t
+WHERE t.updated_at < clock_timestamp() - $1 * interval '1 millisecond'
+  AND NOT EXISTS (SELECT 1 FROM unnest(t.holders) h
+                  WHERE h.expires_at > clock_timestamp() - $1 * interval '1 millisecond')
+  AND NOT EXISTS (SELECT 1 FROM unnest(t.waiters) w
+                  WHERE w.until > clock_timestamp() - $1 * interval '1 millisecond')`;
+}
