@@ -3,44 +3,6 @@
  * advisory lock) against a real throw-away cluster: the conformance suite, where a killed holder
  * frees the key at once (its connection ends) instead of at its TTL (`endsWithConnection`).
  */
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
-import { afterAll, beforeAll } from 'vitest';
-import { postgresBackend } from '../../src/backends/postgres/index.js';
-import { runConformanceSuite } from '../../src/testing/index.js';
-import { startPostgres, type PostgresServer } from '../harness/postgres.js';
+import { postgresConformance } from './postgres-conformance.js';
 
-const fixture = fileURLToPath(new URL('../fixtures/postgres-backend.ts', import.meta.url));
-
-let server: PostgresServer;
-// One pool for every simulated client of this process, as an application shares one: each client's
-// backend is still its own (its own LISTEN connection, queue and state), without each paying for
-// new connections inside the suite's short TTLs.
-let pool: pg.Pool;
-beforeAll(async () => {
-  server = await startPostgres();
-  pool = new pg.Pool({ connectionString: server.url, max: 40 });
-  pool.on('error', () => undefined);
-  process.env.DISTLOCK_POSTGRES_URL = server.url;
-  process.env.DISTLOCK_POSTGRES_MODE = 'session';
-});
-afterAll(async () => {
-  await pool?.end();
-  await server?.stop();
-});
-
-runConformanceSuite({
-  name: 'postgres (session mode)',
-  createBackend: () => postgresBackend({ pool, mode: 'session' }),
-  processBackendModule: fixture,
-  createUnreachableBackend: () =>
-    postgresBackend({
-      url: `postgres://postgres:${server.password}@127.0.0.1:1/postgres`,
-      mode: 'session',
-    }),
-  createBackendWithSecret: () => {
-    const secret = 'Wr0ng-Secr3t-pw';
-    const url = server.urlFor({ password: secret });
-    return { backend: postgresBackend({ url, mode: 'session' }), secret };
-  },
-});
+postgresConformance('postgres (session mode)', 'session');

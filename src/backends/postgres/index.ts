@@ -12,8 +12,15 @@
  *   died, the server terminated it), the key is free at once and the holder's `lease.signal`
  *   fires at once. What it cannot give: a lock that outlives its connection (a network blip that
  *   drops it loses the lock); no TTL-free holding either (the lease's TTL still applies, renew it or
- *   use `withLock`); each holding occupies one pool connection; a waiter handed the key spends one
- *   more round trip tying it to its connection. Fences come from the lease table, as in lease mode.
+ *   use `withLock`); each holding, and each queued waiter, occupies one pool connection (size the
+ *   pool for them); a waiter handed the key spends one more round trip tying it to its connection;
+ *   no interoperation with other programs' `pg_advisory_lock` on the lock's name (the advisory lock
+ *   is a beacon of the holding, numbered by its fence, not the lock itself). Fences come from the
+ *   lease table, as in lease mode.
+ *
+ * The table holds rows only for keys in use: rows idle for `idleKeyTtlMs` are swept. Each
+ * operation's statement runs in READ COMMITTED (PostgreSQL's default; a pool set to another
+ * isolation level gets retryable serialization failures under contention).
  *
  * Requires the optional peer dependency `pg`, PostgreSQL 12 or later, and (unless `autoMigrate` is
  * off and you ran {@link migrate}) the right to create a table, a sequence, two types and two

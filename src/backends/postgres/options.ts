@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { validateTimeout } from '../../core/options.js';
 import { secretsOf } from '../../core/redact.js';
 
 /**
@@ -119,13 +120,6 @@ export interface ResolvedPostgresOptions {
 /** Longest table name: the derived names (`<table>_holder`, …) must fit PostgreSQL's 63 bytes. */
 const MAX_TABLE_BYTES = 48;
 
-function positiveInteger(option: string, value: unknown, max = 2_147_483_647): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidArgumentError(option, `must be an integer in [1, ${max}]`);
-  }
-  return value;
-}
-
 function identifier(option: string, value: unknown, maxBytes: number): string {
   if (
     typeof value !== 'string' ||
@@ -208,27 +202,21 @@ export function resolveOptions(options: PostgresBackendOptions): ResolvedPostgre
   if (mode !== 'lease' && mode !== 'session') {
     throw new InvalidArgumentError('mode', "must be 'lease' or 'session'");
   }
-  const queueEntryTtlMs = positiveInteger(
-    'queueEntryTtlMs',
-    options.queueEntryTtlMs ?? POSTGRES_DEFAULTS.queueEntryTtlMs,
-  );
+  /** A duration option: a positive integer of milliseconds, or its default. */
+  const duration = (
+    option:
+      | 'queueEntryTtlMs'
+      | 'pollIntervalMs'
+      | 'idleKeyTtlMs'
+      | 'connectTimeoutMs'
+      | 'statementTimeoutMs',
+  ) => validateTimeout(options[option] ?? POSTGRES_DEFAULTS[option], option);
+  const queueEntryTtlMs = duration('queueEntryTtlMs');
   if (queueEntryTtlMs < 30) throw new InvalidArgumentError('queueEntryTtlMs', 'must be >= 30');
-  const pollIntervalMs = positiveInteger(
-    'pollIntervalMs',
-    options.pollIntervalMs ?? POSTGRES_DEFAULTS.pollIntervalMs,
-  );
-  const idleKeyTtlMs = positiveInteger(
-    'idleKeyTtlMs',
-    options.idleKeyTtlMs ?? POSTGRES_DEFAULTS.idleKeyTtlMs,
-  );
-  const connectTimeoutMs = positiveInteger(
-    'connectTimeoutMs',
-    options.connectTimeoutMs ?? POSTGRES_DEFAULTS.connectTimeoutMs,
-  );
-  const statementTimeoutMs = positiveInteger(
-    'statementTimeoutMs',
-    options.statementTimeoutMs ?? POSTGRES_DEFAULTS.statementTimeoutMs,
-  );
+  const pollIntervalMs = duration('pollIntervalMs');
+  const idleKeyTtlMs = duration('idleKeyTtlMs');
+  const connectTimeoutMs = duration('connectTimeoutMs');
+  const statementTimeoutMs = duration('statementTimeoutMs');
   if ((options.pool === undefined) === (options.url === undefined)) {
     throw new InvalidArgumentError('pool', 'pass exactly one of `pool` or `url`');
   }
