@@ -1,11 +1,17 @@
 /**
  * The PostgreSQL benchmarks (issue 16): B1, B2 and B3 for distlock (lease mode; session mode in
- * B1 and B2), the npm `advisory-lock` package and the `SELECT 1` floor, all on one spawned cluster.
+ * B1 and B2), the npm `advisory-lock` package, the `SELECT 1` floor (the issue's: round trips only)
+ * and the `UPDATE` floor (two write transactions), all on one spawned cluster.
  */
 import { postgresBackend } from '../src/backends/postgres/index.js';
 import type { Contender } from './contenders/contender.js';
 import { distlock, distlockVariants } from './contenders/distlock.js';
-import { advisoryLock, postgresCounter, selectOnePairs } from './contenders/postgres.js';
+import {
+  advisoryLock,
+  postgresCounter,
+  selectOnePairs,
+  updatePairs,
+} from './contenders/postgres.js';
 import type { BenchOptions } from './options.js';
 import { contendedTable, manyKeysTable, uncontendedTable, type StoreResults } from './report.js';
 import { runContendedInterleaved } from './scenarios/contended.js';
@@ -45,6 +51,7 @@ export async function benchPostgres(
   const prefix = `bench/${Date.now()}/`;
   const contenders: Contender[] = [
     selectOnePairs(url),
+    updatePairs(url),
     ...(await distlockContenders(url)),
     advisoryLock(url),
   ];

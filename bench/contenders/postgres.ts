@@ -46,6 +46,50 @@ export function selectOnePairs(url: string): Contender {
 }
 
 /**
+ * Two one-row `UPDATE`s per "acquire + release" (prepared once), on a table of their own: what
+ * any lock whose state lives in a table must at least pay (two write transactions), to tell the
+ * cost of writing apart from the cost of the lock's own logic.
+ */
+export function updatePairs(url: string): Contender {
+  const statement = {
+    name: 'bench_update_pair',
+    text: 'UPDATE bench_update_floor SET value = value + 1 WHERE key = $1',
+    rowMode: 'array' as const,
+  };
+  return {
+    name: 'UPDATE pairs',
+    role: 'floor',
+    excludes: false,
+    tuned: false,
+    settings: 'UPDATE one row + UPDATE one row (2 write transactions, no lock, prepared)',
+    async createClient(): Promise<LockClient<string>> {
+      const client = await connectPostgres(url);
+      await client.query(
+        'CREATE TABLE IF NOT EXISTS bench_update_floor (key text PRIMARY KEY, value bigint NOT NULL) WITH (fillfactor = 50)',
+      );
+      const known = new Set<string>();
+      return {
+        async acquire(key) {
+          if (!known.has(key)) {
+            known.add(key);
+            await client.query(
+              'INSERT INTO bench_update_floor (key, value) VALUES ($1, 0) ON CONFLICT (key) DO NOTHING',
+              [key],
+            );
+          }
+          await client.query({ ...statement, values: [key] });
+          return key;
+        },
+        async release(key) {
+          await client.query({ ...statement, values: [key] });
+        },
+        close: () => client.end(),
+      };
+    },
+  };
+}
+
+/**
  * `advisory-lock`'s mutex: `lock()` opens a connection, blocks in `pg_advisory_lock`, and the
  * unlock function unlocks and closes that connection. It never gives up, and has no settings.
  */
