@@ -66,8 +66,10 @@ export interface PostgresBackendOptions {
   readonly idleKeyTtlMs?: number;
   /**
    * Pool built from `url`: how long connecting may take before the call fails with a retryable
-   * `BackendUnavailableError`.
-   * @default 2_000
+   * `BackendUnavailableError`. A refused connection fails at once whatever this is; this bounds a
+   * server that does not answer. Longer than Redis's: PostgreSQL forks a process and authenticates
+   * (SCRAM) for each new connection, which takes seconds on a loaded host.
+   * @default 5_000
    */
   readonly connectTimeoutMs?: number;
   /**
@@ -87,7 +89,7 @@ export const POSTGRES_DEFAULTS = Object.freeze({
   queueEntryTtlMs: 3_000,
   pollIntervalMs: 100,
   idleKeyTtlMs: 60_000,
-  connectTimeoutMs: 2_000,
+  connectTimeoutMs: 5_000,
   statementTimeoutMs: 5_000,
 });
 
