@@ -26,6 +26,7 @@ import {
 } from './options.js';
 import {
   acquireInQueue,
+  ContendedKeys,
   mismatch,
   type Granted,
   type QueueContext,
@@ -75,6 +76,7 @@ export class PostgresBackend implements LockBackend {
       sessions: this.#sessions,
       queueEntryTtlMs: this.#options.queueEntryTtlMs,
       pollIntervalMs: this.#options.pollIntervalMs,
+      contended: new ContendedKeys(),
       waits: new Map(),
       closing: () => this.#closed !== undefined,
     };
@@ -102,8 +104,15 @@ export class PostgresBackend implements LockBackend {
       limit: request.limit ?? Infinity,
     } as const;
     const sessions = this.#sessions;
-    if (!sessions)
-      return this.#outcome(request, await this.#runner.call('acquire', request.key, args));
+    if (!sessions) {
+      const contended = this.#queue.contended;
+      const reply = await this.#runner.call('acquire', request.key, {
+        ...args,
+        fast: !contended.has(request.key),
+      });
+      contended.note(request.key, reply.code === 1);
+      return this.#outcome(request, reply);
+    }
     const client = await sessions.take().catch((error: unknown) => {
       throw this.#runner.error(error, 'tryAcquire');
     });
@@ -162,7 +171,11 @@ export class PostgresBackend implements LockBackend {
       const reply = await this.#runner.call(
         'release',
         lease.key,
-        { token: lease.token, session: connection !== undefined },
+        {
+          token: lease.token,
+          session: connection !== undefined,
+          fast: !this.#queue.contended.has(lease.key),
+        },
         connection,
       );
       code = reply.code;

@@ -30,6 +30,12 @@ export interface CallArguments {
   readonly queueMs?: number;
   /** Tie a direct grant to the connection (session mode), or give that tie back (release). */
   readonly session?: boolean;
+  /**
+   * `acquire` and `release` on the pool: try the one-statement fast path first (see schema.ts).
+   * Worth it on a key that is usually free; on a contended key it only adds work, so callers pass
+   * false for keys that were contended last time.
+   */
+  readonly fast?: boolean;
 }
 
 /** The call function's answer, with the local time the call was sent. */
@@ -109,7 +115,7 @@ export class CallRunner {
     ];
     // Lease mode's exclusive acquire and release try their fast path first (same statement).
     const config =
-      (operation === 'acquire' || operation === 'release') && !args.session && via === this.#pool
+      args.fast && (operation === 'acquire' || operation === 'release') && via === this.#pool
         ? this.#statements[operation]
         : this.#statements.call;
     const sentAt = Date.now();

@@ -23,6 +23,32 @@ import type { CallReply, CallRunner } from './calls.js';
 import type { GrantListener, GrantNotice, ListenerSubscriber } from './grant-listener.js';
 import type { SessionConnections } from './session.js';
 
+/**
+ * Keys whose last acquire in this backend was not granted at once (bounded: forgotten wholesale
+ * past a size). Their acquires and releases skip the fast path, which on a contended key would
+ * only add a failed `UPDATE` (and a wait for the row) to the call function's work.
+ */
+export class ContendedKeys {
+  readonly #keys = new Set<string>();
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  /** Remember how the last acquire of `key` went. */
+  note(key: string, grantedAtOnce: boolean): void {
+    if (grantedAtOnce) {
+      this.#keys.delete(key);
+      return;
+    }
+    if (this.#keys.size >= MAX_CONTENDED_KEYS) this.#keys.clear();
+    this.#keys.add(key);
+  }
+}
+
+/** Keys remembered as contended before the memory is reset. */
+const MAX_CONTENDED_KEYS = 10_000;
+
 /** A granted acquire, as the backend contract wants it. */
 export interface Granted {
   readonly acquired: true;
@@ -38,6 +64,8 @@ export interface QueueContext {
   readonly sessions: SessionConnections | undefined;
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
+  /** Keys whose last acquire here was not granted at once: they skip the fast paths. */
+  readonly contended: ContendedKeys;
   /**
    * The backend's queued waits: `close()` aborts each (with `LockClosedError`) and awaits each
    * promise, so that every waiter has left its queue before connections close.
@@ -150,6 +178,7 @@ class Line {
       mode: request.mode ?? 'exclusive',
       limit: request.limit ?? Infinity,
       queueMs: context.queueEntryTtlMs,
+      fast: !context.contended.has(request.key),
     } as const;
   }
 
@@ -217,6 +246,7 @@ export async function acquireInQueue(
     const { reply, lost } = await line.start();
     // The store answered: from here on a failure happened mid-wait, and the core retries it.
     options.onQueued?.();
+    context.contended.note(request.key, reply.code === 1);
     // Granted at once: the core's own send time, earlier than this call's, starts the lease.
     if (reply.code === 1) return granted(reply.fence, undefined, lost);
     if (reply.code === -2) throw mismatch(request, reply);
