@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: distlock against its peers and the floors on Redis (issue 4) and etcd
- * (issue 5), on servers this process spawns on free loopback ports and always kills again.
+ * `npm run bench`: distlock against its peers and the floors on Redis (issue 4), etcd (issue 5)
+ * and PostgreSQL (issue 16), on servers this process spawns on free loopback ports and always
+ * kills again.
  *
  * It runs as JavaScript compiled by `tsc` (`tsconfig.bench.json` → `.bench-build/`), as users run
  * the library and as the peers ship: under `tsx`, every closure distlock creates also went through
@@ -18,6 +19,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { benchEtcd } from './etcd-suite.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
+import { benchPostgres } from './postgres-suite.js';
 import { benchRedis } from './redis-suite.js';
 import {
   checkTargets,
@@ -27,7 +29,13 @@ import {
   uncontendedTable,
   type StoreResults,
 } from './report.js';
-import { startEtcd, startRedis, stopAllServers, type RunningServer } from './servers.js';
+import {
+  startEtcd,
+  startPostgres,
+  startRedis,
+  stopAllServers,
+  type RunningServer,
+} from './servers.js';
 import { renderMarkdown, renderText, type Table } from './table.js';
 
 const log = (line: string) => process.stderr.write(`· ${line}\n`);
@@ -54,19 +62,16 @@ function allTables(results: readonly StoreResults[]): Table[] {
 
 async function run(options: BenchOptions): Promise<number> {
   const startedAt = new Date();
-  const servers = await Promise.all(
-    options.stores.map((store) => (store === 'redis' ? startRedis() : startEtcd())),
-  );
+  const starters = { redis: startRedis, etcd: startEtcd, postgres: startPostgres };
+  const servers = await Promise.all(options.stores.map((store) => starters[store]()));
   for (const server of servers)
     log(`${server.name} on 127.0.0.1:${server.port} (${server.version})`);
   const loadBefore = os.loadavg();
   const results: StoreResults[] = [];
   for (const server of servers) {
-    results.push(
-      server.name === 'redis'
-        ? await benchRedis(server.port, options, show, log)
-        : await benchEtcd(server.port, options, show, log),
-    );
+    if (server.name === 'redis') results.push(await benchRedis(server.port, options, show, log));
+    else if (server.name === 'etcd') results.push(await benchEtcd(server.port, options, show, log));
+    else results.push(await benchPostgres(server.url!, options, show, log));
   }
   const targets = results.flatMap(checkTargets);
   show(targetsTable(targets));

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 /** What to run and for how long. */
 export interface BenchOptions {
   /** Which stores to benchmark. */
-  readonly stores: readonly ('redis' | 'etcd')[];
+  readonly stores: readonly ('redis' | 'etcd' | 'postgres')[];
   /** B2 window per contender (in all). */
   readonly contendedMs: number;
   /** B2: the window is split into this many rounds, interleaved across contenders. */
@@ -26,7 +26,7 @@ export interface BenchOptions {
 /** Usage text for `--help`. */
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --only redis|etcd   run one store's benchmarks (default: both)
+  --only redis|etcd|postgres   run one store's benchmarks (default: all)
   --duration 5s       B2 (contended) time per contender (default 5s; ms, s or m),
                       run as 2 interleaved rounds, after a 0.5 s untimed warm-up
   --quick             a smoke test: about 20 s in all, figures not meaningful
@@ -63,14 +63,14 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   });
   if (values.help) return 'help';
   const only = values.only;
-  if (only !== undefined && only !== 'redis' && only !== 'etcd') {
-    throw new Error(`--only: expected redis or etcd, got "${only}"`);
+  if (only !== undefined && only !== 'redis' && only !== 'etcd' && only !== 'postgres') {
+    throw new Error(`--only: expected redis, etcd or postgres, got "${only}"`);
   }
   const quick = values.quick ?? false;
   const contendedMs =
     values.duration !== undefined ? parseDuration(values.duration) : quick ? 1_000 : 5_000;
   return {
-    stores: only ? [only] : ['redis', 'etcd'],
+    stores: only ? [only] : ['redis', 'etcd', 'postgres'],
     contendedMs,
     contendedRounds: quick ? 1 : 2,
     contendedWarmupMs: quick ? 0 : 500,

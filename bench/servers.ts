@@ -6,12 +6,15 @@
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { startEtcd as startEtcdServer } from '../test/harness/etcd.js';
+import { postgresBinDir, startPostgres as startPostgresServer } from '../test/harness/postgres.js';
 import { startRedis as startRedisServer } from '../test/harness/redis.js';
 
 /** A running server and how to reach and stop it. */
 export interface RunningServer {
   readonly name: string;
   readonly port: number;
+  /** How clients reach it, where a URL says more than a port (PostgreSQL: with its password). */
+  readonly url?: string;
   /** `redis-server --version` / `etcd --version`, first line. */
   readonly version: string;
   stop(): Promise<void>;
@@ -72,4 +75,23 @@ export async function startEtcd(): Promise<RunningServer> {
   );
   const port = Number(server.endpoints[0]!.split(':')[1]);
   return { name: 'etcd', port, version: versionOf('etcd', ['--version']), stop };
+}
+
+/**
+ * Start a throw-away PostgreSQL cluster (`fsync=off`, as the tests' harness does: commits cost no
+ * disk flush, so the figures are round trips and server work, not the disk).
+ */
+export async function startPostgres(): Promise<RunningServer> {
+  const server = await startPostgresServer();
+  const stop = track(
+    () => [],
+    () => server.stop(),
+  );
+  return {
+    name: 'postgres',
+    port: server.port,
+    url: server.url,
+    version: versionOf(`${postgresBinDir()}/postgres`, ['--version']),
+    stop,
+  };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EtcdBackendOptions } from './backends/etcd/index.js';
 import type { FilesBackendOptions } from './backends/files/index.js';
+import type { PostgresBackendOptions } from './backends/postgres/index.js';
 import type { RedisBackendOptions } from './backends/redis/index.js';
 import type { LockBackend } from './core/backend.js';
 import { InvalidArgumentError } from './core/errors.js';
@@ -28,6 +29,8 @@ export interface OpenBackendOptions {
   readonly redis?: Omit<RedisBackendOptions, 'url' | 'client'>;
   /** Extra options for the etcd backend (the endpoints come from the URL). @default none */
   readonly etcd?: Omit<EtcdBackendOptions, 'url' | 'client'>;
+  /** Extra options for the PostgreSQL backend (the connection comes from the URL). @default none */
+  readonly postgres?: Omit<PostgresBackendOptions, 'url' | 'pool'>;
 }
 
 /** The directory the files backend uses when no URL is given: `<os temp dir>/distlock`. */
@@ -38,13 +41,11 @@ export function defaultLockDir(): string {
 /** URL schemes that are planned but whose backend does not exist yet. */
 const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
   redlock: 'redlock (several independent Redis nodes)',
-  postgres: 'PostgreSQL',
-  postgresql: 'PostgreSQL',
   azblob: 'Azure Blob Storage',
 });
 
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…]';
+  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -52,9 +53,11 @@ const SUPPORTED_FORMS =
  *   under the OS temp dir, when `url` is empty or undefined;
  * - `memory:` — in this process only (for trying things out);
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
- * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints.
+ * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
+ * - `postgres://[user:password@]host:port/database` and `postgresql://…` — a lease table in
+ *   PostgreSQL (lease mode).
  *
- * `redlock://`, `postgres://`, `azblob://` and Azure connection strings are recognised but not
+ * `redlock://`, `azblob://` and Azure connection strings are recognised but not
  * available yet. Every error names the URL with its password replaced by `***`.
  *
  * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
@@ -112,6 +115,12 @@ export async function openBackend(
         () => import('./backends/etcd/index.js'),
       );
       return etcdBackend({ ...options.etcd, url: text });
+    }
+    case 'postgres':
+    case 'postgresql': {
+      requireHost(text);
+      const { postgresBackend } = await import('./backends/postgres/index.js');
+      return postgresBackend({ ...options.postgres, url: text });
     }
     default: {
       const planned = PLANNED_SCHEMES[scheme];

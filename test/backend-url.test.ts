@@ -97,9 +97,18 @@ describe('openBackend', () => {
     await backend.close();
   });
 
+  it('opens postgres:// and postgresql:// without connecting yet', async () => {
+    for (const url of ['postgres://u:secret@db:5432/app', 'postgresql://u@db/app']) {
+      const backend = await openBackend(url);
+      expect(backend.name).toBe('postgres');
+      expect(backend.name).not.toContain('secret');
+      await backend.close();
+    }
+  });
+
   it.each([
     ['redlock://u:secret@a:1,b:2,c:3', /redlock.*not available yet/],
-    ['postgres://u:secret@db:5432/app', /PostgreSQL.*not available yet/],
+    ['postgres://u:secret@/app', /names no host/],
     ['azblob://acct:secret@container', /Azure Blob Storage.*not available yet/],
     [
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=secret;BlobEndpoint=http://h/dev',

@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError } from '../../src/index.js';
 import { openBackend, redactUrl } from '../../src/backend-url.js';
 import { formatInvariantRules, formatSummary, startProgress } from './report.js';
+import { isPostgresUrl } from './ledger.js';
 import { runOnce, type RunResult, type RunSpec } from './run.js';
 import { WorkerPool } from './worker-pool.js';
 import { generateScenario } from './scenario.js';
@@ -140,6 +141,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       waitMs: DEMO_DEFAULTS.waitMs,
       providerDelayMs: DEMO_DEFAULTS.providerDelayMs,
     });
+    // On PostgreSQL the accounts live beside the locks, fenced in SQL (one table per run).
+    const ledgerOf = (id: string) =>
+      isPostgresUrl(backendUrl)
+        ? { postgresLedger: { url: backendUrl, table: `distlock_demo_${demoId}_${id}` } }
+        : {};
     const specs: Omit<RunSpec, 'workDir' | 'timeoutMs'>[] = [
       {
         id: 'without-lock',
@@ -147,6 +153,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         expectSafe: false,
         scenario,
         worker: worker('without-lock', false, ttlMs),
+        ...ledgerOf('without_lock'),
       },
       {
         id: 'with-lock',
@@ -154,6 +161,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         expectSafe: true,
         scenario,
         worker: worker('with-lock', !skipLock, ttlMs),
+        ...ledgerOf('with_lock'),
       },
     ];
     if (frozenWorkerRun) {
@@ -164,6 +172,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         scenario,
         worker: worker('with-lock-frozen-worker', !skipLock, ttlMs),
         freezeLeaseTtlMs: DEMO_DEFAULTS.frozenLeaseTtlMs,
+        ...ledgerOf('frozen_worker'),
       });
     }
 
@@ -235,7 +244,8 @@ const USAGE = `Usage: npm run demo -- [options]
   --payments N     payments per run (default ${DEMO_DEFAULTS.payments})
   --accounts N     accounts, one lock each (default ${DEMO_DEFAULTS.accounts})
   --seed N         seed of the generated orders and payments (default ${DEMO_DEFAULTS.seed})
-  --backend URL    file:///dir, redis://host:port, etcd://host:port (default: files in a temp dir)
+  --backend URL    file:///dir, redis://host:port, etcd://host:port, postgres://host/db
+                   (default: files in a temp dir; on PostgreSQL the accounts live there too)
   --ttl-ms N       lease TTL of the locked run (default ${DEMO_DEFAULTS.ttlMs})
   --no-frozen-worker   skip the run in which a worker freezes past its lease
   --json           print the result as JSON instead of the table

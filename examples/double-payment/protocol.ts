@@ -5,6 +5,7 @@
  * The same worker processes serve every run (starting a TypeScript process costs a second or more
  * on a busy machine); each run tells them how to work in its `run` message.
  */
+import type { LedgerLocation } from './ledger.js';
 import type { Payment } from './model.js';
 
 /** The environment variable that carries a worker's {@link WorkerConfig} as JSON. */
@@ -19,8 +20,8 @@ export interface WorkerConfig {
 
 /** How to work during one run. */
 export interface RunConfig {
-  /** Directory of the account store. */
-  readonly storeDir: string;
+  /** Where the accounts live (files in a directory, or a PostgreSQL table). */
+  readonly ledger: LedgerLocation;
   /** Directory of the receipt files. */
   readonly receiptsDir: string;
   /** Take `account:<id>` around each payment (the fix), or not (the bug). */

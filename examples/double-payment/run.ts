@@ -8,7 +8,7 @@ import type { Payment } from './model.js';
 import type { RunConfig, WorkerStats } from './protocol.js';
 import { ReceiptBook } from './receipts.js';
 import type { Scenario } from './scenario.js';
-import { AccountStore } from './store.js';
+import { createLedger, type LedgerLocation } from './ledger.js';
 import type { WorkerPool } from './worker-pool.js';
 
 /** How one run is set up. */
@@ -20,14 +20,19 @@ export interface RunSpec {
   /** Whether this run is meant to be safe (it breaks the demo if it is not). */
   readonly expectSafe: boolean;
   readonly scenario: Scenario;
-  /** How the workers work, except where the store and receipts are (under `workDir`). */
-  readonly worker: Omit<RunConfig, 'storeDir' | 'receiptsDir' | 'freeze'>;
+  /** How the workers work, except where the ledger and receipts are. */
+  readonly worker: Omit<RunConfig, 'ledger' | 'receiptsDir' | 'freeze'>;
+  /**
+   * A PostgreSQL URL and table for the accounts.
+   * @default the accounts are files under `workDir`
+   */
+  readonly postgresLedger?: { readonly url: string; readonly table: string };
   /**
    * Freeze one worker mid-payment until its lease (of this TTL) has expired and been taken over.
    * @default no freeze
    */
   readonly freezeLeaseTtlMs?: number;
-  /** A fresh directory for this run's store and receipts. */
+  /** A fresh directory for this run's receipts (and its accounts, unless in PostgreSQL). */
   readonly workDir: string;
   /** Give up after this long. */
   readonly timeoutMs: number;
@@ -64,9 +69,11 @@ function sum(stats: readonly WorkerStats[], field: keyof Omit<WorkerStats, 'work
 /** Run the story once on `pool` and check the invariants. */
 export async function runOnce(pool: WorkerPool, spec: RunSpec): Promise<RunResult> {
   const { scenario } = spec;
-  const storeDir = join(spec.workDir, 'store');
+  const ledger: LedgerLocation = spec.postgresLedger
+    ? { kind: 'postgres', ...spec.postgresLedger }
+    : { kind: 'files', dir: join(spec.workDir, 'store') };
   const receiptsDir = join(spec.workDir, 'receipts');
-  const store = await AccountStore.create(storeDir, scenario.accounts);
+  const store = await createLedger(ledger, scenario.accounts);
 
   // Payments are dealt round-robin: worker i gets payments i, i + n, i + 2n, …
   const shares: Payment[][] = Array.from({ length: pool.size }, () => []);
@@ -75,7 +82,7 @@ export async function runOnce(pool: WorkerPool, spec: RunSpec): Promise<RunResul
   const frozenPaymentId = shares[0]?.[1]?.id;
   const run: RunConfig = {
     ...spec.worker,
-    storeDir,
+    ledger,
     receiptsDir,
     ...(spec.freezeLeaseTtlMs === undefined || frozenPaymentId === undefined
       ? {}
@@ -92,10 +99,12 @@ export async function runOnce(pool: WorkerPool, spec: RunSpec): Promise<RunResul
   );
   const wallMs = performance.now() - startedAt;
 
+  const finalAccounts = await store.readAll();
+  await store.close({ drop: true });
   const invariants = checkInvariants({
     initialAccounts: scenario.accounts,
     payments: scenario.payments,
-    finalAccounts: await store.readAll(),
+    finalAccounts,
     receipts: await new ReceiptBook(receiptsDir).readAll(),
   });
   return {

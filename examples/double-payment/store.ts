@@ -14,6 +14,7 @@ import { open, readFile, readdir, rename, rm, writeFile, mkdir } from 'node:fs/p
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Ledger } from './ledger.js';
 import type { Account } from './model.js';
 
 /** A read or write carried a fence lower than one the store has already seen for the account. */
@@ -43,7 +44,7 @@ export interface StoreAccessOptions {
 const NO_FENCE = -1n;
 
 /** Accounts on disk, one `<id>.json` per account, with its fence in `<id>.fence`. */
-export class AccountStore {
+export class AccountStore implements Ledger {
   readonly #dir: string;
 
   /** Open the store kept in `dir` (see {@link AccountStore.create} to fill a new one). */
@@ -94,6 +95,17 @@ export class AccountStore {
     } catch {
       return NO_FENCE;
     }
+  }
+
+  freezeUntilFenceAbove(accountId: string, fence: bigint, giveUpAt: number): void {
+    const cell = new Int32Array(new SharedArrayBuffer(4));
+    while (this.highestFenceSync(accountId) <= fence && Date.now() < giveUpAt) {
+      Atomics.wait(cell, 0, 0, 20);
+    }
+  }
+
+  async close(): Promise<void> {
+    // Plain files: nothing to close.
   }
 
   /** Refuse a fence lower than the highest seen; otherwise remember it as the highest. */

@@ -29,7 +29,9 @@ import {
   type WorkerStats,
 } from './protocol.js';
 import { ReceiptBook } from './receipts.js';
-import { AccountStore, StaleFenceError } from './store.js';
+import type { Ledger } from './ledger.js';
+import { openLedger } from './ledger.js';
+import { StaleFenceError } from './store.js';
 
 /** A payment whose lease was lost or whose write was fenced off is retried, a few times at most. */
 const MAX_ATTEMPTS_PER_PAYMENT = 5;
@@ -39,17 +41,17 @@ class PaymentWorker {
   readonly #workerId: number;
   readonly #run: RunConfig;
   readonly #locks: LockManager | undefined;
-  readonly #store: AccountStore;
+  readonly #store: Ledger;
   readonly #receipts: ReceiptBook;
   readonly #provider: PaymentProvider;
   #stats: WorkerStats;
   #frozeOnce = false;
 
-  constructor(workerId: number, run: RunConfig, locks: LockManager | undefined) {
+  constructor(workerId: number, run: RunConfig, locks: LockManager | undefined, store: Ledger) {
     this.#workerId = workerId;
     this.#run = run;
     this.#locks = locks;
-    this.#store = new AccountStore(run.storeDir);
+    this.#store = store;
     this.#receipts = new ReceiptBook(run.receiptsDir);
     this.#provider = new PaymentProvider(run.providerDelayMs);
     this.#stats = { workerId, processed: 0, fenceRejections: 0, leaseLosses: 0, lockWaitMs: 0 };
@@ -123,11 +125,8 @@ class PaymentWorker {
    * a suspended VM) until the lease has expired and another worker has taken the account's lock.
    */
   #freezeUntilTakenOver(accountId: string, lease: Lease): void {
-    const cell = new Int32Array(new SharedArrayBuffer(4));
     const giveUpAt = Date.now() + 10 * (this.#run.freeze?.leaseTtlMs ?? this.#run.ttlMs);
-    while (this.#store.highestFenceSync(accountId) <= lease.fence && Date.now() < giveUpAt) {
-      Atomics.wait(cell, 0, 0, 20);
-    }
+    this.#store.freezeUntilFenceAbove(accountId, lease.fence, giveUpAt);
   }
 
   /** Fault injection: freeze on this payment (once: not again when it is retried)? */
@@ -181,10 +180,15 @@ async function main(): Promise<void> {
       const locks = run.locking
         ? createLocks({ backend, prefix: run.keyPrefix, ttlMs: run.ttlMs, waitMs: run.waitMs })
         : undefined;
-      const worker = new PaymentWorker(config.workerId, run, locks);
-      for (const payment of payments) {
-        await worker.process(payment);
-        await send({ type: 'processed', paymentId: payment.id });
+      const store = await openLedger(run.ledger);
+      const worker = new PaymentWorker(config.workerId, run, locks, store);
+      try {
+        for (const payment of payments) {
+          await worker.process(payment);
+          await send({ type: 'processed', paymentId: payment.id });
+        }
+      } finally {
+        await store.close();
       }
       await send({ type: 'done', stats: worker.stats });
     }

@@ -26,6 +26,13 @@ export interface BackendCapabilities {
    * @default false
    */
   readonly shared?: boolean;
+  /**
+   * A holding also ends as soon as its holder's connection to the store does (a session-scoped
+   * lock, e.g. PostgreSQL's session mode): a holder whose process dies frees the key at once
+   * rather than when its TTL ends. The TTL still ends a holding its live holder stops renewing.
+   * @default false
+   */
+  readonly endsWithConnection?: boolean;
 }
 
 /**
