@@ -4,7 +4,6 @@
  * removals, data lost in a crash, and lock directories written by earlier versions (per-key
  * versions as fences).
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,20 +11,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { filesBackend, type FilesBackend } from '../../src/backends/files/index.js';
 import { createLocks } from '../../src/core/locks.js';
 import { maxOverlap, type Interval } from '../../src/testing/children.js';
-import { tempDir } from '../harness/process.js';
+import { startScript, tempDirs } from '../fixtures/files-scripts.js';
 
-const dirs: Array<{ remove: () => void }> = [];
+const temp = tempDirs('distlock-files-state-');
 const backends: FilesBackend[] = [];
 afterAll(async () => {
   await Promise.all(backends.map((b) => b.close()));
-  for (const dir of dirs) dir.remove();
+  temp.removeAll();
 });
 
-function lockDir(): string {
-  const dir = tempDir('distlock-files-state-');
-  dirs.push(dir);
-  return join(dir.path, 'locks');
-}
+const lockDir = () => join(temp.make(), 'locks');
 
 function open(dir: string, options: { fsync?: boolean } = {}): FilesBackend {
   const backend = filesBackend({ dir, ...options });
@@ -47,24 +42,7 @@ async function take(backend: FilesBackend, key: string, token = 't', ttlMs = 60_
   return result.fence;
 }
 
-/** A Node process running `source` (an ES module body) with the files backend imported. */
-function node(source: string): {
-  exited: Promise<{ code: number | null; stdout: string; stderr: string }>;
-} {
-  const header = `import { filesBackend } from ${JSON.stringify(join(process.cwd(), 'src/backends/files/index.ts'))};\n`;
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', '--input-type=module', '-e', header + source],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-8_000)));
-  return {
-    exited: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr }))),
-  };
-}
+const node = (source: string) => startScript(source);
 
 describe('files backend: bounded state', () => {
   it('100,000 distinct keys locked by two processes leave nothing behind but the fence floor', async () => {

@@ -4,7 +4,7 @@
  * world-writable ones and symlinks, and run processes as `nobody` (runuser), the way an attacker
  * sharing the host would.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   chownSync,
@@ -23,24 +23,23 @@ import {
   type FilesBackend,
 } from '../../src/backends/files/index.js';
 import { createLocks } from '../../src/core/locks.js';
-import { tempDir } from '../harness/process.js';
+import { startScript, tempDirs } from '../fixtures/files-scripts.js';
 
 const NOBODY = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim());
 const NOGROUP = Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).trim());
 
-const dirs: Array<{ remove: () => void }> = [];
+const temp = tempDirs('distlock-files-dir-');
 const backends: FilesBackend[] = [];
 afterAll(async () => {
   await Promise.all(backends.map((b) => b.close()));
-  for (const dir of dirs) dir.remove();
+  temp.removeAll();
 });
 
 /** A directory like /tmp: anyone may create entries in it, only their owner may move them. */
 function sharedTmp(): string {
-  const dir = tempDir('distlock-files-tmp-');
-  dirs.push(dir);
-  chmodSync(dir.path, 0o1777);
-  return dir.path;
+  const dir = temp.make();
+  chmodSync(dir, 0o1777);
+  return dir;
 }
 
 /** Run a shell command as `nobody`; its exit code. */
@@ -54,17 +53,16 @@ function asNobody(command: string): number {
 }
 
 /**
- * Run `body` (an async function body using `filesBackend` and `createLocks`) in a new Node process
- * (as `nobody` if asked), and return what it printed last, parsed as JSON. Only the public API of
- * the backend is used, so the same script runs against any version of it.
+ * Run `body` (an async function body using `filesBackend`, `createLocks` and `outcome`) in a new
+ * Node process (as `nobody` if asked), and return what it returned, through JSON. Only the public
+ * API of the backend is used, so the same script runs against any version of it.
  */
-function runScript(
+async function runScript(
   body: string,
   options: { env?: Record<string, string | undefined>; user?: 'nobody' } = {},
 ): Promise<unknown> {
-  const source = `
-    import { filesBackend } from ${JSON.stringify(join(process.cwd(), 'src/backends/files/index.ts'))};
-    import { createLocks } from ${JSON.stringify(join(process.cwd(), 'src/core/locks.ts'))};
+  const { code, stdout, stderr } = await startScript(
+    `
     const outcome = async (call) => {
       try {
         const value = await call();
@@ -75,23 +73,12 @@ function runScript(
     };
     console.log(JSON.stringify(await (async () => { ${body} })()));
     process.exit(0);
-  `;
-  const node = [process.execPath, '--import', 'tsx', '--input-type=module', '-e', source];
-  const [command, ...args] = options.user ? ['runuser', '-u', options.user, '--', ...node] : node;
-  const env = { ...process.env, ...options.env };
-  for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
-  const child = spawn(command!, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.on('exit', (code) => {
-      const last = stdout.trim().split('\n').at(-1);
-      if (code !== 0 || !last) reject(new Error(`script exited ${code}: ${stderr}`));
-      else resolve(JSON.parse(last));
-    });
-  });
+  `,
+    options,
+  ).exited;
+  const last = stdout.trim().split('\n').at(-1);
+  if (code !== 0 || !last) throw new Error(`script exited ${code}: ${stderr}`);
+  return JSON.parse(last);
 }
 
 /** Take `key` once, without waiting; what happened. */
@@ -176,10 +163,9 @@ describe('files lock directory: other users', () => {
   }
 
   it('refuses a directory another user owns, or that others can write, or a symlink', async () => {
-    const base = tempDir('distlock-files-roots-');
-    dirs.push(base);
+    const base = temp.make();
     const at = (name: string, mode: number, uid = process.geteuid!()) => {
-      const path = join(base.path, name);
+      const path = join(base, name);
       mkdirSync(path);
       chmodSync(path, mode);
       chownSync(path, uid, NOGROUP);
@@ -191,8 +177,8 @@ describe('files lock directory: other users', () => {
     // Sticky does not make the lock directory itself safe: others could still add entries.
     expect(await refusal(at('sticky', 0o1777))).toMatchObject({ problem: 'writable-by-others' });
     const target = at('target', 0o700);
-    symlinkSync(target, join(base.path, 'link'));
-    expect(await refusal(join(base.path, 'link'))).toMatchObject({ problem: 'symlink' });
+    symlinkSync(target, join(base, 'link'));
+    expect(await refusal(join(base, 'link'))).toMatchObject({ problem: 'symlink' });
 
     // Directories above it: another user's, or writable by others without the sticky bit.
     const foreignParent = at('foreign-parent', 0o755, NOBODY);
@@ -229,10 +215,9 @@ describe('files lock directory: other users', () => {
   });
 
   it('shares a setgid directory with its group on purpose (shareWithGroup), across users', async () => {
-    const base = tempDir('distlock-files-group-');
-    dirs.push(base);
-    chmodSync(base.path, 0o755);
-    const shared = join(base.path, 'shared');
+    const base = temp.make();
+    chmodSync(base, 0o755);
+    const shared = join(base, 'shared');
     mkdirSync(shared);
     chownSync(shared, 0, NOGROUP);
     chmodSync(shared, 0o2770);
@@ -286,7 +271,7 @@ describe('files lock directory: other users', () => {
     }
 
     // Not setgid: refused even with the opt-in.
-    const plain = join(base.path, 'plain');
+    const plain = join(base, 'plain');
     mkdirSync(plain);
     chownSync(plain, 0, NOGROUP);
     chmodSync(plain, 0o770);
@@ -340,11 +325,10 @@ describe('files lock directory: paths that cannot be used', () => {
         .catch((e: unknown) => e),
     ).toMatchObject({ problem: 'unusable' });
     // As nobody, under a directory only root may write to.
-    const base = tempDir('distlock-files-denied-');
-    dirs.push(base);
-    chmodSync(base.path, 0o755);
+    const base = temp.make();
+    chmodSync(base, 0o755);
     const denied = `
-      const locks = createLocks({ backend: filesBackend({ dir: ${JSON.stringify(join(base.path, 'locks'))} }) });
+      const locks = createLocks({ backend: filesBackend({ dir: ${JSON.stringify(join(base, 'locks'))} }) });
       return outcome(() => locks.acquire('k', { waitMs: 5000 }));
     `;
     expect(await runScript(denied, { user: 'nobody' })).toMatchObject({
@@ -355,15 +339,14 @@ describe('files lock directory: paths that cannot be used', () => {
   });
 
   it('re-creates (and re-checks) a lock directory deleted while in use', async () => {
-    const base = tempDir('distlock-files-deleted-');
-    dirs.push(base);
-    const root = join(base.path, 'locks');
+    const base = temp.make();
+    const root = join(base, 'locks');
     const backend = filesBackend({ dir: root });
     backends.push(backend);
     expect(await backend.tryAcquire({ key: 'a', token: 't', ttlMs: 1_000 })).toMatchObject({
       acquired: true,
     });
-    renameSync(root, join(base.path, 'moved'));
+    renameSync(root, join(base, 'moved'));
     expect(await backend.tryAcquire({ key: 'b', token: 't', ttlMs: 1_000 })).toMatchObject({
       acquired: true,
     });
