@@ -164,6 +164,7 @@ export class Reaper {
     const candidates: Candidate[] = [];
     let removed = 0;
     await forEachLimit(names, async (name) => {
+      if (this.#stopped) return; // closing: the next process's sweep carries on
       const path = join(root, name);
       if (name.startsWith(TEMP_PREFIX)) {
         if (await unchangedFor(path, TEMP_ABANDONED_MS, now)) {
