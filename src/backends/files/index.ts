@@ -210,11 +210,13 @@ class FilesBackendImpl implements FilesBackend {
     // The first attempt reads no signal: the core builds one only for a wait that needs it.
     let result = await this.#attempt(attempt, undefined);
     options.onQueued?.();
-    if (result.acquired) return result;
+    // Granted at once: the TTL started after the core sent the request (its deadline is earlier).
+    if (result.acquired) return { acquired: true, fence: result.fence };
     const latch = new WakeLatch();
     const waiting = this.#wait(attempt, result, latch, options);
     this.#waits.set(latch, waiting);
     try {
+      // Granted after waiting: the lease's TTL started at `startedAt`, long after the request.
       result = await waiting;
       return result as AttemptResult & { acquired: true };
     } finally {
