@@ -136,32 +136,33 @@ export class HeadStore {
   ): Promise<Snapshot | undefined> {
     const { keyDir, head } = snapshot;
     // A legacy head gets an incarnation when it is first rewritten.
-    const encoded = encodeHead(head.version + 1n, head.incarnation ?? newIncarnation(), next);
-    const data = encoded.dataFile;
-    if (data) {
-      const path = join(keyDir, data.name);
+    const { head: written, data } = encodeHead(
+      head.version + 1n,
+      head.incarnation ?? newIncarnation(),
+      next,
+    );
+    const dataPath = written.dataFile && join(keyDir, written.dataFile);
+    if (dataPath) {
       try {
-        await writeFile(path, data.content, { encoding: 'utf8', flag: 'wx' });
-        await this.#modes.file(path);
+        await writeFile(dataPath, data ?? '', { encoding: 'utf8', flag: 'wx' });
+        await this.#modes.file(dataPath);
       } catch (error) {
-        await unlink(path).catch(() => undefined);
+        await unlink(dataPath).catch(() => undefined);
         // The key directory was removed under us: a conflict like any other.
         if (hasCode(error, 'ENOENT')) return undefined;
         throw toLockError(error, 'write lock state');
       }
     }
     try {
-      await rename(join(keyDir, head.name), join(keyDir, encoded.name));
+      await rename(join(keyDir, head.name), join(keyDir, written.name));
     } catch (error) {
-      if (data) await unlink(join(keyDir, data.name)).catch(() => undefined);
+      if (dataPath) await unlink(dataPath).catch(() => undefined);
       if (hasCode(error, 'ENOENT')) return undefined;
       throw toLockError(error, 'update lock state');
     }
     if (durable && this.#fsync) await syncDir(keyDir);
     // Best effort: a data file left behind is removed with its directory.
     if (head.dataFile) await unlink(join(keyDir, head.dataFile)).catch(() => undefined);
-    const written = decodeHead(encoded.name);
-    if (!written) throw new Error(`files backend: wrote an unreadable head ${encoded.name}`);
     return { keyDir, head: written, state: next };
   }
 
@@ -176,10 +177,10 @@ export class HeadStore {
     const temp = await this.#tempDir();
     let placed = false;
     try {
-      const name = encodeHead(0n, newIncarnation(), NEW_KEY).name;
-      const head = join(temp, name);
-      await writeFile(head, key, 'utf8');
-      await this.#modes.file(head);
+      const { head } = encodeHead(0n, newIncarnation(), NEW_KEY);
+      const headPath = join(temp, head.name);
+      await writeFile(headPath, key, 'utf8');
+      await this.#modes.file(headPath);
       await this.#modes.directory(temp);
       for (let attempt = 0; !placed; attempt++) {
         try {
@@ -191,7 +192,7 @@ export class HeadStore {
         }
       }
       if (this.#fsync) await syncDir(this.#root);
-      return { keyDir, head: decodeHead(name), state: NEW_KEY };
+      return { keyDir, head, state: NEW_KEY };
     } catch (error) {
       throw toLockError(error, 'create lock directory');
     } finally {

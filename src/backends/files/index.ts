@@ -161,6 +161,8 @@ class FilesBackendImpl implements FilesBackend {
   readonly #reaper: Reaper;
   /** The state this backend last read or wrote per key directory: a guess for the next change. */
   readonly #lastSeen = new Map<string, Snapshot>();
+  /** Key directories of recently used keys (hashing the key is a measurable share of a call). */
+  readonly #keyDirs = new Map<string, string>();
   /** The lock directory checked (once; again after a failure). */
   #prepared: Promise<void> | undefined;
   /** Waits in progress: `close()` wakes them, and waits for them to withdraw. */
@@ -248,7 +250,7 @@ class FilesBackendImpl implements FilesBackend {
     validateKey(key);
     this.#check(options?.signal);
     await this.#prepare();
-    const snapshot = await this.#store.read(keyDirOf(this.#dir, key));
+    const snapshot = await this.#store.read(this.#keyDirOf(key));
     return infoOf(key, snapshot.state, Date.now());
   }
 
@@ -391,7 +393,7 @@ class FilesBackendImpl implements FilesBackend {
 
   async #watchKey(key: string, onChange: () => void, signal?: AbortSignal): Promise<Unwatch> {
     await this.#prepare();
-    const keyDir = keyDirOf(this.#dir, key);
+    const keyDir = this.#keyDirOf(key);
     // fs.watch needs the directory to exist before anyone writes the key's next state.
     if (!(await this.#store.read(keyDir)).head) await this.#store.createKeyDir(keyDir, key);
     this.#check(signal);
@@ -429,7 +431,7 @@ class FilesBackendImpl implements FilesBackend {
   ): Promise<T> {
     if (!how.cleanup) this.#check(signal);
     await this.#prepare();
-    const keyDir = keyDirOf(this.#dir, key);
+    const keyDir = this.#keyDirOf(key);
     let snapshot = this.#lastSeen.get(keyDir);
     let guessed = snapshot !== undefined;
     let lost = 0;
@@ -484,6 +486,16 @@ class FilesBackendImpl implements FilesBackend {
     }
     this.#lastSeen.delete(keyDir);
     throw new BackendUnavailableError(`files backend: lock "${key}" changed too often to update`);
+  }
+
+  #keyDirOf(key: string): string {
+    let keyDir = this.#keyDirs.get(key);
+    if (keyDir === undefined) {
+      keyDir = keyDirOf(this.#dir, key);
+      if (this.#keyDirs.size >= MAX_REMEMBERED_HEADS) this.#keyDirs.clear();
+      this.#keyDirs.set(key, keyDir);
+    }
+    return keyDir;
   }
 
   #remember(snapshot: Snapshot): void {

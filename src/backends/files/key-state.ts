@@ -184,8 +184,8 @@ export function isIdle(state: KeyState, now: number): boolean {
 }
 
 /**
- * The head name for `state` at `version`, and the data file content when the name cannot hold it.
- * `state` should hold live entries only (see {@link liveState}); its `lastFence` must be known,
+ * The head recording `state` at `version`, and the data file's content when the name cannot hold
+ * it. `state` should hold live entries only (see {@link liveState}); its `lastFence` must be known,
  * except in the state of a new key directory. The one-holder name is used only when that holder
  * took the last fence (a legacy holder may not have).
  */
@@ -193,18 +193,27 @@ export function encodeHead(
   version: bigint,
   incarnation: string,
   state: KeyState,
-): { name: string; dataFile?: { name: string; content: string } } {
+): { readonly head: HeadName; readonly data?: string } {
   const prefix = `${version}-${incarnation}`;
   const lastFence = state.lastFence;
+  const head = (name: string, inName: KeyState | undefined, dataFile?: string): HeadName => ({
+    name,
+    version,
+    incarnation,
+    state: inName,
+    dataFile,
+    lastFence,
+  });
   if (lastFence === undefined) {
     if (state.holders.length === 0 && state.intents.length === 0 && !state.mixed) {
-      return { name: `${prefix}.n` };
+      return { head: head(`${prefix}.n`, state) };
     }
     throw new Error('files backend: a key state with holders must have a fence');
   }
   if (state.intents.length === 0) {
-    if (state.holders.length === 0)
-      return { name: `${prefix}.f.${lastFence}${state.mixed ? '.m' : ''}` };
+    if (state.holders.length === 0) {
+      return { head: head(`${prefix}.f.${lastFence}${state.mixed ? '.m' : ''}`, state) };
+    }
     const [holder] = state.holders;
     if (
       state.holders.length === 1 &&
@@ -214,15 +223,15 @@ export function encodeHead(
       !state.mixed &&
       Buffer.byteLength(holder.token, 'utf8') <= MAX_INLINE_TOKEN_BYTES
     ) {
+      // Never empty: tokens are validated non-empty before they get here.
       const token = Buffer.from(holder.token, 'utf8').toString('base64url');
-      // An empty token cannot be written here (tokens are validated non-empty before).
-      return { name: `${prefix}.x.${holder.fence}.${holder.expiresAt}.${token}` };
+      return { head: head(`${prefix}.x.${holder.fence}.${holder.expiresAt}.${token}`, state) };
     }
   }
   const nonce = randomBytes(6).toString('hex');
   return {
-    name: `${prefix}.s.${lastFence}.${nonce}`,
-    dataFile: { name: `d.${prefix}.${nonce}`, content: encodeData(state) },
+    head: head(`${prefix}.s.${lastFence}.${nonce}`, undefined, `d.${prefix}.${nonce}`),
+    data: encodeData(state),
   };
 }
 
