@@ -110,23 +110,27 @@ describe('files backend: bounded state', () => {
 
   it('sweeps what a process that died left: expired holders, keys freed without close()', async () => {
     const dir = lockDir();
+    const ttlMs = 1_500;
     const died = await node(`
       const backend = filesBackend({ dir: ${JSON.stringify(dir)} });
       for (let i = 0; i < 20; i += 1) {
         await backend.tryAcquire({ key: 'freed-' + i, token: 't', ttlMs: 60_000 });
         await backend.release({ key: 'freed-' + i, token: 't' });
-        await backend.tryAcquire({ key: 'expired-' + i, token: 't', ttlMs: 1 });
+        await backend.tryAcquire({ key: 'expired-' + i, token: 't', ttlMs: ${ttlMs} });
       }
       await backend.tryAcquire({ key: 'held', token: 't', ttlMs: 60_000 });
-      process.exit(0); // no close(): its reaper never ran
+      process.exit(0); // no close(), no release: holders that crashed
     `).exited;
+    const exitedAt = Date.now();
     expect(died, died.stderr).toMatchObject({ code: 0 });
-    // The expired keys and the held one at least (its reaper may have removed some freed keys).
+    // The holders that crashed and the live one at least (its reaper may have removed freed keys).
     const left = leftOver(dir).length;
     expect(left).toBeGreaterThanOrEqual(21);
     const sweeper = open(dir);
     // Nothing is old enough yet for the automatic sweeps: they wait a minute of idleness.
     expect(await sweeper.sweep()).toBe(0);
+    // Once the crashed holders' TTL has ended, everything but the live holder goes.
+    await new Promise((resolve) => setTimeout(resolve, exitedAt + ttlMs + 100 - Date.now()));
     expect(await sweeper.sweep(0)).toBe(left - 1);
     expect(leftOver(dir)).toEqual([keyDirName('held')]);
     const fence = await take(sweeper, 'expired-3');

@@ -102,19 +102,31 @@ describe('files backend: writer intents', () => {
     const [a, b] = clients(dir, 2) as [LockManager, LockManager];
     const reader = await a.readWrite('doc').read();
 
+    // Promptly: well before the intent could have expired by itself (INTENT_TTL_MS after the
+    // last refresh). The caller's promise may settle a moment before (the core waits for a
+    // backend's leaving only so long, then releases the token itself).
+    const withdrawn = (what: string) =>
+      waitUntil(
+        `the intent withdrawn after ${what}`,
+        async () => (await a.inspect('doc'))?.waiters === undefined,
+        INTENT_TTL_MS / 2,
+        5,
+      );
+
     const controller = new AbortController();
     const aborted = b.readWrite('doc').write({ signal: controller.signal });
     await intents(a, 'doc', 1);
     controller.abort(new Error('gave up'));
     await expect(aborted).rejects.toThrow('gave up');
+    await withdrawn('an abort');
     const next = await b.readWrite('doc').tryRead();
     expect(next, 'the intent outlived the abort').not.toBeNull();
     await next!.release();
 
-    await expect(b.readWrite('doc').write({ waitMs: 300 })).rejects.toBeInstanceOf(
-      LockTimeoutError,
-    );
-    expect((await a.inspect('doc'))?.waiters).toBeUndefined();
+    const timingOut = b.readWrite('doc').write({ waitMs: 500 });
+    await intents(a, 'doc', 1);
+    await expect(timingOut).rejects.toBeInstanceOf(LockTimeoutError);
+    await withdrawn('a deadline');
 
     const [closing] = clients(dir, 1) as [LockManager];
     const pending = closing
@@ -124,7 +136,7 @@ describe('files backend: writer intents', () => {
     await intents(a, 'doc', 1);
     await closing.close();
     expect(((await pending) as Error).name).toBe('LockClosedError');
-    expect((await a.inspect('doc'))?.waiters).toBeUndefined();
+    await withdrawn('close()');
     await reader.release();
   }, 30_000);
 
