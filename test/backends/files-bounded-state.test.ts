@@ -148,9 +148,9 @@ describe('files backend: bounded state', () => {
       import { appendFileSync } from 'node:fs';
       const backend = filesBackend({ dir: ${JSON.stringify(dir)} });
       const now = () => Number(process.hrtime.bigint()) / 1e6;
-      const until = Date.now() + 3_000;
+      let held = 0;
       let n = 0;
-      while (Date.now() < until) {
+      while (held < 30) {
         const key = 'k' + (n % 3);
         const token = process.pid + '-' + n++;
         const result = await backend.tryAcquire({ key, token, ttlMs: 60_000 });
@@ -159,6 +159,7 @@ describe('files backend: bounded state', () => {
         await new Promise((r) => setImmediate(r));
         const end = now();
         appendFileSync(${JSON.stringify(out)}, JSON.stringify({ key, pid: process.pid, fence: String(result.fence), start, end }) + '\\n');
+        held += 1;
         if ((await backend.release({ key, token })) !== 'released') throw new Error('lost ' + key);
         await new Promise((r) => setTimeout(r, Math.random() * 3));
       }
@@ -182,7 +183,7 @@ describe('files backend: bounded state', () => {
       .map((line) => JSON.parse(line) as Interval & { key: string });
     for (const key of ['k0', 'k1', 'k2']) {
       const ofKey = grants.filter((g) => g.key === key).sort((x, y) => x.start - y.start);
-      expect(ofKey.length, key).toBeGreaterThan(10);
+      expect(ofKey.length, key).toBeGreaterThan(5);
       expect(maxOverlap(ofKey), `two held ${key} at once`).toBe(1);
       for (let i = 1; i < ofKey.length; i += 1) {
         expect(BigInt(ofKey[i]!.fence), `${key}: fence ${i}`).toBeGreaterThan(
