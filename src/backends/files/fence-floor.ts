@@ -18,8 +18,11 @@
  * and removals of its directory; a power loss cannot undo a fence either, with `fsync`.
  *
  * Legacy lock directories (fences were per-key versions) need no migration: a legacy head's
- * version is at least every fence it issued, so it counts as that head's `lastFence`, and the
- * reaper raises the floor above it before removing such a directory too.
+ * version is at least every fence it issued, so its first grant here takes the larger of that
+ * version and the floor (read after the head, as for a new directory: an older version still
+ * running may have created it anew), and the reaper raises the floor above it before removing
+ * such a directory too. Older versions do not know the floor: their own fences may go back after
+ * a removal, so do not run two versions on one lock directory if fences matter.
  *
  * The floor is a file in `<dir>/.fence/` whose *name* is the number, changed by renaming it (the
  * same compare-and-swap as the heads), and only by removals: acquiring and releasing never touch

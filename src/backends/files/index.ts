@@ -443,9 +443,14 @@ class FilesBackendImpl implements FilesBackend {
       }
       const head = snapshot.head;
       let state = snapshot.state;
-      // A new key directory's first fence comes after the floor, read after its head (fence-floor.ts).
-      if (how.base && head && state.lastFence === undefined) {
-        state = { ...state, lastFence: await this.#floor.read() };
+      // A new key directory's first fence comes after the floor, read after its head
+      // (fence-floor.ts); so does a legacy head's, which an older version may have created anew
+      // after this one removed the key's directory.
+      if (how.base && head && (state.lastFence === undefined || head.incarnation === undefined)) {
+        const floor = await this.#floor.read();
+        if (state.lastFence === undefined || state.lastFence < floor) {
+          state = { ...state, lastFence: floor };
+        }
       }
       let decision: Decision<T>;
       try {
