@@ -5,9 +5,8 @@
  * Each backend module is loaded with a dynamic `import()` only when its scheme is asked for, so the
  * core never loads a client library (ioredis, etcd3) that the caller does not use.
  */
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { defaultLockDirectory } from './backends/files/lock-directory.js';
 import type { EtcdBackendOptions } from './backends/etcd/index.js';
 import type { FilesBackendOptions } from './backends/files/index.js';
 import type { PostgresBackendOptions } from './backends/postgres/index.js';
@@ -20,7 +19,7 @@ import { redactSecrets } from './core/redact.js';
 export interface OpenBackendOptions {
   /**
    * Directory used when no URL is given (or the URL is `file:` without a path).
-   * @default `join(os.tmpdir(), 'distlock')`
+   * @default {@link defaultLockDir}()
    */
   readonly defaultDir?: string;
   /** Extra options for the files backend (the directory comes from the URL). @default none */
@@ -33,9 +32,12 @@ export interface OpenBackendOptions {
   readonly postgres?: Omit<PostgresBackendOptions, 'url' | 'pool'>;
 }
 
-/** The directory the files backend uses when no URL is given: `<os temp dir>/distlock`. */
+/**
+ * The directory the files backend uses when no URL is given: the files backend's own default,
+ * private to the current user (`$XDG_RUNTIME_DIR/distlock`, else `<os temp dir>/distlock-<uid>`).
+ */
 export function defaultLockDir(): string {
-  return join(tmpdir(), 'distlock');
+  return defaultLockDirectory();
 }
 
 /** URL schemes that are planned but whose backend does not exist yet. */

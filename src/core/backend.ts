@@ -15,7 +15,7 @@ export interface BackendCapabilities {
   readonly fencing: boolean;
   /** The backend implements {@link LockBackend.watch}: waiters are woken by the store. */
   readonly notify: boolean;
-  /** Waiters are served in arrival order (the backend implements {@link LockBackend.acquire}). */
+  /** Waiters are served in arrival order (such a backend implements {@link LockBackend.acquire}). */
   readonly fifo: boolean;
   /** Locks are visible to other processes (false only for in-process stores). */
   readonly crossProcess: boolean;
@@ -165,7 +165,10 @@ export interface LockInfo {
   readonly fence: bigint;
   /** Milliseconds until the holding expires unless extended; `null` when the store cannot tell. */
   readonly remainingMs: number | null;
-  /** Number of queued waiters, where the store keeps a queue. */
+  /**
+   * Number of queued waiters, where the store keeps a queue (the files backend, which has none:
+   * the writers waiting behind shared holders, whose intents it keeps).
+   */
   readonly waiters?: number;
   /** How the key is held now. @default 'exclusive' */
   readonly mode?: LockMode;
@@ -195,6 +198,8 @@ export interface LockBackend {
    * with an acquired result, or rejects with `options.signal.reason` once the signal aborts, after
    * removing the request from the queue (nothing may be left held or queued). Backends with a
    * FIFO queue (etcd revisions, handoff on release) implement this; the core then does not poll.
+   * A backend without a queue may implement it too, to wait by itself for what its waiting must
+   * keep up (the files backend: a waiting writer's intent, see `kinds.ts`).
    */
   acquire?(
     request: AcquireRequest,

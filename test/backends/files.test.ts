@@ -9,14 +9,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LockBackend } from '../../src/core/backend.js';
-import {
-  BackendError,
-  InvalidArgumentError,
-  LockClosedError,
-  LockError,
-} from '../../src/core/errors.js';
+import { InvalidArgumentError, LockClosedError } from '../../src/core/errors.js';
 import {
   filesBackend,
+  LockDirectoryError,
   type FilesBackend,
   type FilesBackendOptions,
 } from '../../src/backends/files/index.js';
@@ -74,6 +70,7 @@ describe('files backend', () => {
       notify: true,
       fifo: false,
       crossProcess: true,
+      shared: true,
     });
   });
 
@@ -86,8 +83,7 @@ describe('files backend', () => {
     if (!second.acquired) expect(second.retryAfterMs).toBeGreaterThan(9_000);
     expect(await acquire(a, 'k', 'token-a')).toMatchObject({ acquired: false });
     expect(await a.release({ key: 'k', token: 'token-a' })).toBe('released');
-    // The release was a change too (version 2), so the next holder's fence is 3: fences may skip.
-    expect(await acquire(b, 'k', 'token-b')).toEqual({ acquired: true, fence: 3n });
+    expect(await acquire(b, 'k', 'token-b')).toEqual({ acquired: true, fence: 2n });
   });
 
   it('lets exactly one of many concurrent contenders take over an expired lock, every time', async () => {
@@ -334,6 +330,8 @@ describe('files backend', () => {
       [{ pollIntervalMs: Number.NaN }, 'pollIntervalMs'],
       [{ watch: 'yes' as unknown as boolean }, 'watch'],
       [{ fsync: 1 as unknown as boolean }, 'fsync'],
+      [{ shareWithGroup: 'yes' as unknown as boolean }, 'shareWithGroup'],
+      [{ dir: 'a\0b' }, 'dir'],
     ];
     for (const [options, option] of bad) {
       expect(() => filesBackend(options)).toThrow(InvalidArgumentError);
@@ -362,7 +360,7 @@ describe('files backend', () => {
     }
   });
 
-  it('turns unexpected filesystem errors into LockErrors with the cause attached', async () => {
+  it('refuses a lock directory that is a file, at once, with LockDirectoryError', async () => {
     const file = tempDir('distlock-files-');
     dirs.push(file);
     const notADir = join(file.path, 'plain-file');
@@ -370,10 +368,15 @@ describe('files backend', () => {
     const backend = filesBackend({ dir: notADir });
     backends.push(backend);
     const error = await acquire(backend, 'k', 't').catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(BackendError);
-    expect((error as LockError).cause).toMatchObject({ code: 'ENOTDIR' });
-    await expect(backend.inspect('k')).rejects.toBeInstanceOf(BackendError);
-    await expect(backend.list('')).rejects.toBeInstanceOf(BackendError);
+    expect(error).toBeInstanceOf(LockDirectoryError);
+    expect(error).toMatchObject({ option: 'dir', problem: 'not-a-directory', retryable: false });
+    await expect(backend.inspect('k')).rejects.toBeInstanceOf(LockDirectoryError);
+    await expect(backend.list('')).rejects.toBeInstanceOf(LockDirectoryError);
+    // A path under it cannot be created: the cause says why.
+    const under = filesBackend({ dir: join(notADir, 'locks') });
+    backends.push(under);
+    const cause = await acquire(under, 'k', 't').catch((caught: unknown) => caught);
+    expect(cause).toMatchObject({ problem: 'unusable', cause: { code: 'ENOTDIR' } });
   });
 
   it('recovers a key whose head file was deleted (e.g. by a temp cleaner), ignores leftovers', async () => {
@@ -391,7 +394,7 @@ describe('files backend', () => {
     expect((await a.list('')).map((info) => info.token)).toEqual(['new']);
   });
 
-  it('keeps one small head file per key however many changes it sees', async () => {
+  it('keeps one small head file per key however many changes it sees, and none once it is free', async () => {
     const { dir, clients } = setup(1);
     const a = clients[0]!;
     for (let i = 0; i < 50; i += 1) {
@@ -400,6 +403,13 @@ describe('files backend', () => {
     }
     const keyDirs = readdirSync(dir);
     expect(keyDirs).toHaveLength(1);
-    expect(readdirSync(join(dir, keyDirs[0]!))).toEqual(['100.f']);
+    // Version 100 (created as 0, then 50 grants and 50 releases), free, last fence 50.
+    expect(readdirSync(join(dir, keyDirs[0]!))).toEqual([
+      expect.stringMatching(/^100-[0-9a-f]{16}\.f\.50$/),
+    ]);
+    await a.close();
+    // Closing removes the directory of the key it left free; the fence floor remembers its fence.
+    expect(readdirSync(dir)).toEqual(['.fence']);
+    expect(readdirSync(join(dir, '.fence'))).toEqual(['50']);
   });
 });

@@ -22,6 +22,11 @@ export function hasCode(error: unknown, code: string): boolean {
   return (error as NodeJS.ErrnoException | null)?.code === code;
 }
 
+/** True for an error a later attempt may not hit (see TRANSIENT). */
+export function isTransient(error: unknown): boolean {
+  return TRANSIENT.has((error as NodeJS.ErrnoException | null)?.code ?? '');
+}
+
 /** Wrap an unexpected filesystem error; `action` says what was being done, e.g. `read lock`. */
 export function toLockError(error: unknown, action: string): LockError {
   const code = (error as NodeJS.ErrnoException | null)?.code ?? 'unknown error';

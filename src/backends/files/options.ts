@@ -1,20 +1,33 @@
 /**
  * Options of the files backend: defaults in one frozen object, validated eagerly.
  */
-import { tmpdir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { defaultLockDirectory } from './lock-directory.js';
 
 /** Options of {@link filesBackend}. */
 export interface FilesBackendOptions {
   /**
-   * Directory holding the lock files; created on first use. Every process that should contend for
-   * the same locks must use the same directory, on a local filesystem that supports symlinks.
+   * Directory holding the lock files; created (private to the current user) on first use. Every
+   * process that should contend for the same locks must use the same directory, on a local
+   * filesystem. It must be a directory only the current user can change — owned by it, not
+   * writable by group or others, not a symlink, and below directories nobody else can change
+   * (sticky ones like `/tmp` are fine) — else the first call rejects with a `LockDirectoryError`.
    * Fences survive as long as the directory does: do not let a temp cleaner delete it if the
-   * resources you protect remember fences.
-   * @default join(os.tmpdir(), 'distlock')
+   * resources you protect remember fences (the default under the temp dir or the session's
+   * runtime dir is for locks whose fences need not outlive a reboot).
+   * @default `$XDG_RUNTIME_DIR/distlock` when XDG_RUNTIME_DIR is set, else `<os.tmpdir()>/distlock-<uid>`
    */
   readonly dir?: string;
+  /**
+   * Share the lock directory with the members of its group, on purpose: it must then exist, be a
+   * setgid directory writable by its group and not by others (`install -d -m 2770 -g GROUP DIR`),
+   * and this process must belong to that group. Everything the backend creates in it is given the
+   * group's access. Every member of the group can take, break and forge the locks in it: share it
+   * only with users you trust as much as your own.
+   * @default false
+   */
+  readonly shareWithGroup?: boolean;
   /**
    * How often a watched key is re-read, as the fallback for wake-ups `fs.watch` misses.
    * @default 250
@@ -36,7 +49,8 @@ export interface FilesBackendOptions {
 
 /** Every default of {@link FilesBackendOptions}. */
 export const FILES_DEFAULTS = Object.freeze({
-  dir: join(tmpdir(), 'distlock'),
+  dir: defaultLockDirectory(),
+  shareWithGroup: false,
   pollIntervalMs: 250,
   watch: true,
   fsync: true,
@@ -79,6 +93,8 @@ export function resolveFilesOptions(options: FilesBackendOptions): ResolvedFiles
   checkBoolean('watch', watch);
   const fsync = options.fsync ?? FILES_DEFAULTS.fsync;
   checkBoolean('fsync', fsync);
+  const shareWithGroup = options.shareWithGroup ?? FILES_DEFAULTS.shareWithGroup;
+  checkBoolean('shareWithGroup', shareWithGroup);
   // Resolved once so that a later process.chdir() cannot move the locks.
-  return { dir: isAbsolute(dir) ? dir : resolve(dir), pollIntervalMs, watch, fsync };
+  return { dir: resolve(dir), pollIntervalMs, watch, fsync, shareWithGroup };
 }

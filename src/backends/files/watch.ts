@@ -1,15 +1,16 @@
 /**
  * Wake-ups for waiters: `fs.watch` on the key's directory (every change to a key renames its head
- * file there, so any event means "look again"), a poll of the head version as the fallback where
+ * file there, so any event means "look again"), a poll of the head as the fallback where
  * `fs.watch` misses events or is unavailable (network filesystems, inotify limits), and a timer
- * for the current holder's expiry, which no filesystem event announces.
+ * for the soonest expiry of a holder or a writer's intent, which no filesystem event announces.
+ * A directory removed while watched (its key was free) is watched again once it is back.
  *
  * One watcher per key directory is shared by all listeners of a backend. Every handle is
  * unref'd or non-persistent, so watching never keeps a process alive.
  */
 import { watch as fsWatch, type FSWatcher } from 'node:fs';
 import type { Unwatch } from '../../core/backend.js';
-import { readHead } from './head-store.js';
+import type { Snapshot } from './head-store.js';
 
 /** The longest delay `setTimeout` honours. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -20,8 +21,10 @@ interface Entry {
   watcher: FSWatcher | undefined;
   poll: ReturnType<typeof setInterval> | undefined;
   expiry: ReturnType<typeof setTimeout> | undefined;
-  /** Head version last seen, so a poll only announces real changes. */
-  version: bigint;
+  /** Head name last seen, so a poll only announces real changes. */
+  head: string | undefined;
+  /** The directory went away while watched: watch it again once it exists. */
+  rewatch: boolean;
   reading: boolean;
   announcing: boolean;
 }
@@ -31,6 +34,8 @@ export interface KeyWatchersOptions {
   readonly pollIntervalMs: number;
   /** Whether to use `fs.watch` at all (polling always runs). */
   readonly fsWatch: boolean;
+  /** Reads a key's state. */
+  readonly read: (keyDir: string) => Promise<Snapshot>;
 }
 
 /** The watchers of one backend. */
@@ -59,6 +64,11 @@ export class KeyWatchers {
     };
   }
 
+  /** True while someone in this process watches the key stored in `keyDir`. */
+  has(keyDir: string): boolean {
+    return this.#entries.has(keyDir);
+  }
+
   /** Stop every watcher. */
   closeAll(): void {
     for (const entry of [...this.#entries.values()]) this.#close(entry);
@@ -71,28 +81,37 @@ export class KeyWatchers {
       watcher: undefined,
       poll: undefined,
       expiry: undefined,
-      version: 0n,
+      head: undefined,
+      rewatch: false,
       reading: false,
       announcing: false,
     };
-    if (this.#options.fsWatch) {
-      try {
-        entry.watcher = fsWatch(keyDir, { persistent: false }, () => {
-          this.#announce(entry);
-          void this.#refresh(entry, false);
-        });
-        entry.watcher.on('error', () => {
-          // The directory went away or the watch broke: polling carries on alone.
-          entry.watcher?.close();
-          entry.watcher = undefined;
-        });
-      } catch {
-        entry.watcher = undefined; // e.g. inotify limits reached: polling carries on alone
-      }
-    }
+    this.#watchDir(entry);
     entry.poll = setInterval(() => void this.#refresh(entry, true), this.#options.pollIntervalMs);
     entry.poll.unref();
     return entry;
+  }
+
+  #watchDir(entry: Entry): void {
+    if (!this.#options.fsWatch) return;
+    try {
+      const watcher = fsWatch(entry.keyDir, { persistent: false }, () => {
+        this.#announce(entry);
+        void this.#refresh(entry, false);
+      });
+      watcher.on('error', () => {
+        // The directory went away (its key was free and it was removed) or the watch broke:
+        // polling carries on, and watches the directory again once it is back.
+        watcher.close();
+        if (entry.watcher === watcher) entry.watcher = undefined;
+        entry.rewatch = true;
+      });
+      entry.watcher = watcher;
+    } catch (error) {
+      // e.g. inotify limits reached: polling carries on alone (a missing directory: until back).
+      entry.watcher = undefined;
+      entry.rewatch = (error as NodeJS.ErrnoException | null)?.code === 'ENOENT';
+    }
   }
 
   #close(entry: Entry): void {
@@ -104,20 +123,28 @@ export class KeyWatchers {
     entry.listeners.clear();
   }
 
-  /** Re-read the head; announce a new version if asked, and re-arm the expiry timer. Never throws. */
+  /** Re-read the head; announce a change if asked, and re-arm the expiry timer. Never throws. */
   async #refresh(entry: Entry, announceChange: boolean): Promise<void> {
     if (entry.reading) return;
     entry.reading = true;
     try {
-      const head = await readHead(entry.keyDir);
+      const snapshot = await this.#options.read(entry.keyDir);
       if (this.#entries.get(entry.keyDir) !== entry) return;
-      const changed = head.version !== entry.version;
-      entry.version = head.version;
+      const changed = snapshot.head?.name !== entry.head;
+      entry.head = snapshot.head?.name;
       if (changed && announceChange) this.#announce(entry);
+      if (entry.rewatch && !entry.watcher && snapshot.head) {
+        entry.rewatch = false;
+        this.#watchDir(entry);
+      }
       clearTimeout(entry.expiry);
       entry.expiry = undefined;
-      if (head.record.state === 'held') {
-        const delayMs = Math.min(Math.max(0, head.record.expiresAt - Date.now() + 1), MAX_TIMER_MS);
+      const now = Date.now();
+      const expiries = [...snapshot.state.holders, ...snapshot.state.intents]
+        .map((held) => held.expiresAt)
+        .filter((at) => at > now);
+      if (expiries.length > 0) {
+        const delayMs = Math.min(Math.min(...expiries) - now + 1, MAX_TIMER_MS);
         entry.expiry = setTimeout(() => this.#announce(entry), delayMs);
         entry.expiry.unref();
       }
