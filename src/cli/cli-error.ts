@@ -46,6 +46,7 @@ export function exitCodeFor(error: unknown): number {
     switch (error.code) {
       case 'INVALID_ARGUMENT':
       case 'UNSUPPORTED':
+      case 'LIMIT_MISMATCH':
         return ExitCode.USAGE;
       case 'LOCK_LOST':
         return ExitCode.LOCK_LOST;

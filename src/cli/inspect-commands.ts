@@ -6,7 +6,14 @@ import { createInterface } from 'node:readline/promises';
 import { UsageError } from './cli-error.js';
 import { ExitCode } from './exit-codes.js';
 import { openLocks } from './open-locks.js';
-import { formatTable, lockRows, lockToJson, printJson } from './output.js';
+import {
+  formatRemaining,
+  formatTable,
+  lockRows,
+  lockToJson,
+  printJson,
+  TOKEN_PREFIX_LENGTH,
+} from './output.js';
 
 /** Options shared by the inspecting commands. */
 export interface InspectOptions {
@@ -75,10 +82,14 @@ export async function releaseCommand(key: string, options: ReleaseOptions): Prom
       return ExitCode.NOT_HELD;
     }
     if (!options.yes) {
-      const [row] = lockRows([lockToJson(key, holder)]).slice(1);
+      const holders = holder.holders.length;
+      const what =
+        holders === 1
+          ? `token ${holder.token.slice(0, TOKEN_PREFIX_LENGTH)}…, fence ${holder.fence}, ` +
+            `${formatRemaining(holder.remainingMs)} left`
+          : `${holders} ${holder.mode} holders`;
       const confirmed = await confirm(
-        `Break the lock "${key}" (token ${row?.[1] ?? '?'}, fence ${row?.[2] ?? '?'}, ` +
-          `${row?.[3] ?? '?'} left)? Its holder may still be working. [y/N] `,
+        `Break the lock "${key}" (${what})? Its holder may still be working. [y/N] `,
       );
       if (!confirmed) {
         process.stderr.write('not released\n');

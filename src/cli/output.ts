@@ -28,16 +28,30 @@ export function printError(message: string): void {
   process.stderr.write(`distlock: ${scrub(message).replace(/\s*\n\s*/g, ' ')}\n`);
 }
 
+/** One holder of a lock as `status --json` and `list --json` print it. */
+export interface HolderJson {
+  /** The first characters of the holder's token (the full token would let anyone release it). */
+  readonly tokenPrefix: string;
+  /** The holder's fencing token, as a decimal string (it may exceed JSON's safe integers). */
+  readonly fence: string;
+  /** Milliseconds until the lease expires unless renewed; `null` when the store cannot tell. */
+  readonly remainingMs: number | null;
+}
+
 /** A lock as `status --json` and `list --json` print it. */
 export interface LockJson {
   readonly key: string;
   readonly held: boolean;
-  /** The first characters of the holder's token (the full token would let anyone release it). */
+  /** `exclusive` (a mutex or writer) or `shared` (readers, or a semaphore's permits). */
+  readonly mode?: 'exclusive' | 'shared';
+  /** Shared keys: their limit, `null` for readers (no limit). */
+  readonly limit?: number | null;
+  /** The holder (of a shared key, the newest one): see {@link HolderJson}. */
   readonly tokenPrefix?: string;
-  /** The holder's fencing token, as a decimal string (it may exceed JSON's safe integers). */
   readonly fence?: string;
-  /** Milliseconds until the lease expires unless renewed; `null` when the store cannot tell. */
   readonly remainingMs?: number | null;
+  /** Shared keys: every holder, in fence order. */
+  readonly holders?: readonly HolderJson[];
   /** Queued waiters, where the store keeps a queue. */
   readonly waiters?: number;
 }
@@ -45,12 +59,21 @@ export interface LockJson {
 /** The JSON form of a lock; `info === null` means the key is free. */
 export function lockToJson(key: string, info: LockInfo | null): LockJson {
   if (info === null) return { key, held: false };
+  const mode = info.mode ?? 'exclusive';
+  const holderOf = (holder: { token: string; fence: bigint; remainingMs: number | null }) => ({
+    tokenPrefix: holder.token.slice(0, TOKEN_PREFIX_LENGTH),
+    fence: holder.fence.toString(),
+    remainingMs: holder.remainingMs,
+  });
   return {
     key: info.key,
     held: true,
-    tokenPrefix: info.token.slice(0, TOKEN_PREFIX_LENGTH),
-    fence: info.fence.toString(),
-    remainingMs: info.remainingMs,
+    mode,
+    ...(mode === 'shared'
+      ? { limit: info.limit === undefined || info.limit === Infinity ? null : info.limit }
+      : {}),
+    ...holderOf(info),
+    ...(mode === 'shared' && info.holders ? { holders: info.holders.map(holderOf) } : {}),
     ...(info.waiters === undefined ? {} : { waiters: info.waiters }),
   };
 }
@@ -82,20 +105,39 @@ export function formatTable(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
-/** Table rows (with a header) for `list` and `status`. */
+/** How a held lock is held, for the table: `exclusive`, `shared`, or `shared (limit 3)`. */
+function modeCell(lock: LockJson): string {
+  if (lock.mode !== 'shared') return 'exclusive';
+  return lock.limit === null || lock.limit === undefined
+    ? 'shared'
+    : `shared (limit ${lock.limit})`;
+}
+
+/** Table rows (with a header) for `list` and `status`: one row per holder. */
 export function lockRows(locks: readonly LockJson[]): string[][] {
-  const rows = [['KEY', 'TOKEN', 'FENCE', 'TIME LEFT']];
+  const rows = [['KEY', 'MODE', 'TOKEN', 'FENCE', 'TIME LEFT']];
   for (const lock of locks) {
-    rows.push(
-      lock.held
-        ? [
-            lock.key,
-            `${lock.tokenPrefix ?? ''}…`,
-            lock.fence ?? '',
-            formatRemaining(lock.remainingMs) + (lock.waiters ? ` (${lock.waiters} waiting)` : ''),
-          ]
-        : [lock.key, '-', '-', 'free'],
-    );
+    if (!lock.held) {
+      rows.push([lock.key, '-', '-', '-', 'free']);
+      continue;
+    }
+    const holders = lock.holders ?? [
+      {
+        tokenPrefix: lock.tokenPrefix ?? '',
+        fence: lock.fence ?? '',
+        remainingMs: lock.remainingMs ?? null,
+      },
+    ];
+    holders.forEach((holder, i) => {
+      const waiting = i === holders.length - 1 && lock.waiters ? ` (${lock.waiters} waiting)` : '';
+      rows.push([
+        lock.key,
+        modeCell(lock),
+        `${holder.tokenPrefix}…`,
+        holder.fence,
+        formatRemaining(holder.remainingMs) + waiting,
+      ]);
+    });
   }
   return rows;
 }

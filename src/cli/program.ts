@@ -180,14 +180,18 @@ export function buildProgram(result: ProgramResult): Command {
     )
     .option('--foreground', 'keep the command attached to the terminal (see below)')
     .addOption(backendOption())
-    .addOption(
-      new Option('--limit <n>', 'semaphore mode: up to N holders at once (not supported yet)'),
+    .option('-s, --shared', 'take a read share: other --shared holders may hold KEY too (flock -s)')
+    .option(
+      '--limit <n>',
+      'take one of N permits: up to N holders of KEY at once (a semaphore; all must pass the same N)',
     )
     .option('-v, --verbose', 'report acquiring and releasing on stderr')
     .addHelpText('after', `${RUN_HELP}\n\n${BACKENDS_HELP}`)
     .action(async (key: string, cmd: string[], opts: Record<string, unknown>) => {
-      if (opts.limit !== undefined) {
-        throw new UsageError('--limit: semaphore mode is not supported yet');
+      const limit = integer('--limit', opts.limit as string | undefined);
+      if (limit !== undefined && limit < 1) throw new UsageError('--limit: must be at least 1');
+      if (limit !== undefined && opts.shared === true) {
+        throw new UsageError('--shared and --limit: choose one (a read share, or a permit)');
       }
       const ttlMs = duration('--ttl', String(opts.ttl));
       if (ttlMs < MIN_TTL_MS) throw new UsageError(`--ttl: must be at least ${MIN_TTL_MS}ms`);
@@ -210,6 +214,7 @@ export function buildProgram(result: ProgramResult): Command {
         conflictExitCode:
           exitCodeOption('--conflict-exit-code', opts.conflictExitCode) ?? ExitCode.NOT_ACQUIRED,
         backendUrl: opts.backend as string | undefined,
+        hold: limit !== undefined ? { limit } : opts.shared === true ? 'shared' : 'exclusive',
         foreground: opts.foreground === true,
         verbose: opts.verbose === true,
       });

@@ -14,9 +14,8 @@
  * SIGKILL `grace` later at the latest.
  */
 import { constants } from 'node:os';
-import type { LockInfo } from '../core/backend.js';
 import { LockLostError, LockTimeoutError } from '../core/errors.js';
-import type { Lease, LockManager } from '../index.js';
+import type { Lease, LockManager, WithLockOptions } from '../index.js';
 import { CliError, describeError, UsageError } from './cli-error.js';
 import { ExitCode } from './exit-codes.js';
 import { openLocks } from './open-locks.js';
@@ -58,6 +57,8 @@ export interface RunOptions {
   /** Exit code when the lock is held (`waitMs` 0) or not acquired in time (flock's -E). */
   readonly conflictExitCode: number;
   readonly backendUrl: string | undefined;
+  /** How KEY is held: alone, as a read share (`--shared`), or as one of `limit` permits (`--limit`). */
+  readonly hold: 'exclusive' | 'shared' | { readonly limit: number };
   readonly foreground: boolean;
   readonly verbose: boolean;
 }
@@ -139,8 +140,9 @@ async function holdAndRun(
   // than as a lock that was not acquired in time.
   await locks.inspect(options.key);
   try {
-    await locks.withLock(
-      options.key,
+    await withHolding(
+      locks,
+      options,
       async (lease) => {
         if (options.verbose) {
           printError(
@@ -185,14 +187,29 @@ async function holdAndRun(
   return exitCode ?? ExitCode.INTERNAL;
 }
 
+/** Run `fn` holding KEY the way `options.hold` says, as `withLock` does for the mutex. */
+function withHolding(
+  locks: LockManager,
+  options: RunOptions,
+  fn: (lease: Lease) => Promise<void>,
+  withOptions: WithLockOptions,
+): Promise<void> {
+  const { key, hold } = options;
+  if (hold === 'exclusive') return locks.withLock(key, fn, withOptions);
+  if (hold === 'shared') return locks.readWrite(key).withRead(fn, withOptions);
+  return locks.semaphore(key, hold).withPermit(fn, withOptions);
+}
+
 /** Exit 75, naming the holder where the store can tell. */
 async function notAcquiredError(locks: LockManager, options: RunOptions): Promise<CliError> {
   const holder = await locks.inspect(options.key).catch(() => null);
   const heldBy =
     holder === null
       ? ''
-      : ` by token ${holder.token.slice(0, TOKEN_PREFIX_LENGTH)}… (fence ${holder.fence}, ` +
-        `${formatRemaining(holder.remainingMs)} left)`;
+      : holder.holders.length > 1
+        ? ` by ${holder.holders.length} ${holder.mode} holders`
+        : ` by token ${holder.token.slice(0, TOKEN_PREFIX_LENGTH)}… (fence ${holder.fence}, ` +
+          `${formatRemaining(holder.remainingMs)} left)`;
   return new CliError(
     options.conflictExitCode,
     options.waitMs === 0
@@ -335,8 +352,10 @@ async function watchForTheft(
     try {
       do {
         checkAgain = false;
-        const holder: LockInfo | null = await locks.inspect(lease.key);
-        if (!stopped && (holder === null || holder.token !== lease.token)) onTheft();
+        const holder = await locks.inspect(lease.key);
+        // A shared key has several holders: ours must still be among them.
+        const held = holder?.holders.some((h) => h.token === lease.token) ?? false;
+        if (!stopped && !held) onTheft();
       } while (checkAgain && !stopped);
     } catch {
       // The store is unreachable: renewal and the local deadline deal with that.

@@ -48,8 +48,8 @@ function mask(text: string): string {
     .split('\n')
     .map((line) => {
       const cells = line.trim().split(/\s{2,}/);
-      const isRow = cells.length === 4 && cells[1]!.endsWith('…');
-      return isRow ? `${cells[0]}  <token>…  <fence>  <time>` : line.trimEnd();
+      const isRow = cells.length === 5 && cells[2]!.endsWith('…');
+      return isRow ? `${cells[0]}  ${cells[1]}  <token>…  <fence>  <time>` : line.trimEnd();
     })
     .join('\n')
     .trim();
@@ -62,15 +62,24 @@ describe('docs/cli.md examples', { timeout: 60_000 }, () => {
   const env = { DISTLOCK_URL: `file://${dir.path}` };
   let holder: CliProcess | undefined;
   let holderOutput = '';
+  /** Two of the three permits of `exports`, held by `distlock run exports --limit 3`. */
+  const permits: CliProcess[] = [];
 
   beforeAll(async () => {
     holder = startCli(['run', '--ttl', '30s', 'deploy'], env);
     holder.child.stdout?.on('data', (chunk: Buffer) => (holderOutput += chunk.toString()));
+    for (let i = 0; i < 2; i += 1) {
+      const permit = startCli(['run', '--ttl', '30s', '--limit', '3', 'exports'], env);
+      let said = '';
+      permit.child.stdout?.on('data', (chunk: Buffer) => (said += chunk.toString()));
+      permits.push(permit);
+      await waitUntil('distlock run exports --limit 3 to hold a permit', () => said !== '', 20_000);
+    }
     await waitUntil('distlock run deploy to hold the lock', () => holderOutput !== '', 20_000);
   });
   afterAll(async () => {
-    holder?.child.kill('SIGTERM');
-    await holder?.done;
+    for (const process of [holder, ...permits]) process?.child.kill('SIGTERM');
+    await Promise.all([holder?.done, ...permits.map((permit) => permit.done)]);
     dir.remove();
   });
 
