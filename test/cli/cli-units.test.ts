@@ -96,11 +96,31 @@ describe('output', () => {
     ).toEqual({
       key: 'k',
       held: true,
+      mode: 'exclusive',
       tokenPrefix: 'abcdefgh',
       fence: '1180591620717411303424',
       remainingMs: 5,
     });
     expect(lockToJson('k', null)).toEqual({ key: 'k', held: false });
+    const reader = { token: 'reader-one', fence: 3n, remainingMs: 7, mode: 'shared' as const };
+    expect(
+      lockToJson('k', {
+        key: 'k',
+        ...reader,
+        mode: 'shared',
+        limit: Infinity,
+        holders: [reader],
+      }),
+    ).toEqual({
+      key: 'k',
+      held: true,
+      mode: 'shared',
+      limit: null,
+      tokenPrefix: 'reader-o',
+      fence: '3',
+      remainingMs: 7,
+      holders: [{ tokenPrefix: 'reader-o', fence: '3', remainingMs: 7 }],
+    });
   });
 });
 
