@@ -22,7 +22,8 @@ import { RedisBackend } from './backend.js';
 import type { RedisBackendOptions } from './options.js';
 
 export { RedisBackend } from './backend.js';
-export { REDIS_CLIENT_DEFAULTS, REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
+export { REDIS_CLIENT_DEFAULTS } from './ioredis/connection.js';
+export { REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
 
 /**
  * A lock backend over Redis. Pass your ioredis `client` (a `Redis` or a `Cluster`; it stays
