@@ -148,9 +148,14 @@ export class RedisBackend implements LockBackend {
 
   async release(lease: LeaseRef, options?: OperationOptions): Promise<ReleaseOutcome> {
     this.#throwIfClosed();
-    const code = await this.#connection.run(SCRIPTS.release, this.#keysOf(lease.key).list, [lease.token], {
-      signal: options?.signal,
-    });
+    const code = await this.#connection.run(
+      SCRIPTS.release,
+      this.#keysOf(lease.key).list,
+      [lease.token],
+      {
+        signal: options?.signal,
+      },
+    );
     if (code === 2) {
       // Handed to a waiter, maybe one in this process whose BLPOP answer arrived with ours: let
       // it run first rather than queue this caller's next request ahead of the new holder's work.

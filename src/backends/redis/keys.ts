@@ -95,11 +95,6 @@ export function scanPattern(prefix: string, keyPrefix: string): string {
   return `${escapeGlob(prefix)}\\{${escapeGlob(keyPrefix)}*`;
 }
 
-/** The `SCAN MATCH` pattern of every fence counter under `prefix`. */
-export function fenceCounterPattern(prefix: string): string {
-  return `${escapeGlob(prefix)}fences\\{*`;
-}
-
 /** The lock name of a lock key found by `SCAN`, or undefined for the other keys of a lock. */
 export function lockNameOf(prefix: string, redisKey: string): string | undefined {
   if (!redisKey.startsWith(`${prefix}{`) || !redisKey.endsWith('}')) return undefined;

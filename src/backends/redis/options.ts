@@ -86,7 +86,10 @@ export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptio
   const prefix = options.prefix ?? REDIS_DEFAULTS.prefix;
   if (typeof prefix !== 'string') throw new InvalidArgumentError('prefix', 'must be a string');
   if (/[{}]/.test(prefix)) {
-    throw new InvalidArgumentError('prefix', 'must not contain "{" or "}" (Redis Cluster hash tags)');
+    throw new InvalidArgumentError(
+      'prefix',
+      'must not contain "{" or "}" (Redis Cluster hash tags)',
+    );
   }
   const commandTimeoutMs = positiveInteger(
     'commandTimeoutMs',

@@ -6,12 +6,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
-import type {
-  BlockingConnection,
-  LuaScript,
-  RedisConnection,
-  RunOptions,
-} from '../connection.js';
+import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { BlockingPool } from './blocking-pool.js';
 import { ConnectionErrors, toLockError } from './errors.js';
 import { ScriptRunner, type RedisClient } from './script-runner.js';
@@ -21,15 +16,17 @@ import { SocketRefs } from './socket-refs.js';
  * ioredis options of a client built from a URL. A lock operation must not wait in a queue for a
  * reconnect (its lease's clock keeps running) nor be resent after one (its outcome would be
  * unknown): a command in flight when the connection drops fails at once, commands sent while
- * reconnecting fail at once (see `ScriptRunner`), and only the first connect is waited for.
- * `connectTimeout` bounds that wait: an address that never answers (a black hole, a firewall
- * that drops packets) fails the first call within it, with `connect ETIMEDOUT` as its cause.
+ * reconnecting fail at once (see `ScriptRunner`), and only a connect in progress is waited for.
+ * `connectTimeout` (1.5 s) bounds that wait: an address that never answers (a black hole, a
+ * firewall that drops packets) fails the calls waiting for it within 1.5 s, with `connect
+ * ETIMEDOUT` as their root cause. It is below the default `commandTimeoutMs` (2 s), so that the
+ * connect fails, and says why, before the calls waiting on it time out.
  */
 export const REDIS_CLIENT_DEFAULTS = Object.freeze({
   maxRetriesPerRequest: 0,
   enableOfflineQueue: true,
   autoResendUnfulfilledCommands: false,
-  connectTimeout: 2_000,
+  connectTimeout: 1_500,
   retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
 } satisfies RedisOptions);
 
@@ -92,6 +89,7 @@ export class IoredisConnection implements RedisConnection {
   readonly #refs = new SocketRefs();
   readonly #runner: ScriptRunner;
   readonly #pool: BlockingPool;
+  readonly #commandTimeoutMs: number;
 
   /** @throws InvalidArgumentError for a bad `client` or `url`. */
   constructor(options: IoredisConnectionOptions) {
@@ -106,6 +104,7 @@ export class IoredisConnection implements RedisConnection {
       options.client ?? new Redis(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
     this.client = client;
     this.#owned = options.client === undefined;
+    this.#commandTimeoutMs = options.commandTimeoutMs;
     this.#errors = new ConnectionErrors(secretsOfClient(client, url));
     // Before the first connect attempt (which starts on a later tick): its error is the root
     // cause of the first calls' failures.
@@ -166,11 +165,23 @@ export class IoredisConnection implements RedisConnection {
   async close(): Promise<void> {
     this.#pool.close();
     this.#errors.unfollow(this.client);
-    if (this.#owned) {
-      const client = this.client;
-      // Our listener is gone: without one, ioredis would print a late error as unhandled.
-      client.on('error', () => undefined);
-      await client.quit().catch(() => client.disconnect());
+    if (!this.#owned) return;
+    const client = this.client;
+    // Our listener is gone: without one, ioredis would print a late error as unhandled.
+    client.on('error', () => undefined);
+    // QUIT would wait for a connect that may never come (a black-holed or refused address).
+    if (client.status !== 'ready') return client.disconnect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#commandTimeoutMs);
+    });
+    try {
+      await Promise.race([client.quit(), late]);
+    } catch {
+      // Closed anyway below.
+    } finally {
+      clearTimeout(timer);
+      client.disconnect();
     }
   }
 }

@@ -111,10 +111,18 @@ export function toLockError(error: unknown, operation: string, context: ErrorCon
     });
   }
   const root = isConnectionFailure(error) ? context.connectionError() : undefined;
-  const cause = root
-    ? chained(error as Error, root, context.secrets)
-    : safeCause(error, context.secrets);
-  return new BackendUnavailableError(`redis ${operation} failed: ${message}`, { cause });
+  if (root) {
+    // ioredis's bookkeeping ("max retries per request") says less than the reason itself.
+    return new BackendUnavailableError(
+      `redis ${operation} failed: not connected (${root.message})`,
+      {
+        cause: chained(error as Error, root, context.secrets),
+      },
+    );
+  }
+  return new BackendUnavailableError(`redis ${operation} failed: ${message}`, {
+    cause: safeCause(error, context.secrets),
+  });
 }
 
 /** A sanitized copy of `error` whose cause is `root` (already sanitized). */

@@ -139,12 +139,7 @@ export class ScriptRunner {
    *   connection error (the root cause of a call that failed because the client is down).
    * @param busy told when the sweeper starts (calls in flight) and stops (none for a while).
    */
-  constructor(
-    client: RedisClient,
-    timeoutMs: number,
-    errors: ErrorContext,
-    busy?: BusyListener,
-  ) {
+  constructor(client: RedisClient, timeoutMs: number, errors: ErrorContext, busy?: BusyListener) {
     this.#client = client;
     this.#timeoutMs = timeoutMs;
     this.#errors = errors;
@@ -272,8 +267,12 @@ export class ScriptRunner {
   #sweep(): void {
     const now = Date.now();
     for (let call = this.#first; call && call.deadline <= now; call = this.#first) {
-      // Not connected (a black-holed address, a reconnect in progress): say why, if known.
-      const cause = this.#client.status === 'ready' ? undefined : this.#errors.connectionError();
+      // Not connected (a black-holed address, a reconnect in progress): say why.
+      const status = this.#client.status;
+      const cause =
+        status === 'ready'
+          ? undefined
+          : (this.#errors.connectionError() ?? new Error(`not connected (${status})`));
       call.fail(
         new BackendUnavailableError(
           `redis ${call.script.name} failed: no answer within ${this.#timeoutMs} ms`,
