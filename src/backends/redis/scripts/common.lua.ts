@@ -54,10 +54,74 @@ local function next_fence()
 end
 `;
 
-/** Helpers of the less travelled paths (each script defines them only where it needs them). */
-export const COMMON_LUA = `
+/**
+ * Shared holdings, for the cheap paths of the shared scripts (before `COMMON_LUA`, which uses it).
+ * Requires `PRELUDE_LUA` before it.
+ */
+export const SHARED_LUA = `
 local SHARED, FENCES_OF = KEYS[1] .. ':s', KEYS[1] .. ':h'
 
+-- Adds token as a shared holder until now + ttl; returns its fence. The caller then calls
+-- keep_shared() (once for a batch, with the longest TTL granted).
+local function add_shared(token, ttl, now)
+  local fence = next_fence()
+  redis.call('ZADD', SHARED, now + ttl, token)
+  redis.call('HSET', FENCES_OF, token, fence)
+  return fence
+end
+
+-- Marks the lock as held by shared holders of limit (if it is not yet), and makes the marker and
+-- the holders' keys live at least until now + ttl: they expire with the longest-lived holder.
+local function keep_shared(limit, now, ttl)
+  local pttl = redis.call('PTTL', KEYS[1])
+  if pttl == -2 then
+    -- Relative TTLs from Redis's clock, which is no earlier than \`now\`: never before a holder's.
+    redis.call('SET', KEYS[1], SEP .. limit, 'PX', ttl)
+    redis.call('PEXPIRE', SHARED, ttl)
+    redis.call('PEXPIRE', FENCES_OF, ttl)
+  elseif pttl < tonumber(ttl) then
+    local at = now + ttl
+    redis.call('PEXPIREAT', KEYS[1], at)
+    redis.call('PEXPIREAT', SHARED, at)
+    redis.call('PEXPIREAT', FENCES_OF, at)
+  end
+end
+
+-- The marker and the shared holders' keys expire with the longest-lived holder (called after a
+-- holder left or shortened its TTL; there must be one left).
+local function expire_with_longest()
+  local last = redis.call('ZRANGE', SHARED, -1, -1, 'WITHSCORES')[2]
+  redis.call('PEXPIREAT', KEYS[1], last)
+  redis.call('PEXPIREAT', SHARED, last)
+  redis.call('PEXPIREAT', FENCES_OF, last)
+end
+
+-- The cheapest shared grant: nobody queued (the caller checked), and the lock free or held by
+-- shared holders of limit with room, none of them expired. Returns the fence, or nil when the
+-- general path must decide (a holder to sweep, no room, another limit, an exclusive holder).
+local function fast_shared(token, ttl, limit)
+  local value = redis.call('GET', KEYS[1])
+  if value and (string.byte(value, 1) ~= 255 or tonumber(string.sub(value, 2)) ~= limit) then
+    return nil
+  end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if value then
+    local oldest = redis.call('ZRANGE', SHARED, 0, 0, 'WITHSCORES')[2]
+    if not oldest or tonumber(oldest) <= now then return nil end
+    if limit > 0 and redis.call('ZCARD', SHARED) >= limit then return nil end
+  end
+  local fence = add_shared(token, ttl, now)
+  keep_shared(limit, now, ttl)
+  return fence
+end
+`;
+
+/**
+ * Helpers of the less travelled paths (each script defines them only where it needs them).
+ * Requires `PRELUDE_LUA` and `SHARED_LUA` before it.
+ */
+export const GENERAL_LUA = `
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -104,33 +168,16 @@ local function fits(kind, count, held_limit, limit)
   return not kind or held_limit == 0 or count < held_limit
 end
 
--- The marker and the shared holders' keys expire with the longest-lived holder.
-local function expire_shared()
-  local last = redis.call('ZRANGE', SHARED, -1, -1, 'WITHSCORES')[2]
-  redis.call('PEXPIREAT', KEYS[1], last)
-  redis.call('PEXPIREAT', SHARED, last)
-  redis.call('PEXPIREAT', FENCES_OF, last)
-end
-
--- After a shared holder left: the lock is free if it was the last, else expires with the rest.
-local function shared_left(now)
-  if sweep(now) > 0 then expire_shared() end
+-- After a shared holder left (or changed its TTL): the lock is free if none is left, else the
+-- marker and the holders' keys expire with the longest-lived of them.
+local function shared_changed(now)
+  if sweep(now) > 0 then expire_with_longest() end
 end
 
 -- Takes the lock exclusively for token; returns the fence.
 local function grant(token, ttl)
   local fence = next_fence()
   redis.call('SET', KEYS[1], token .. SEP .. fence, 'PX', ttl)
-  return fence
-end
-
--- Adds token as a shared holder until now + ttl; returns its fence. The caller then calls
--- expire_shared() (once for a batch).
-local function add_shared(token, ttl, limit, now)
-  local fence = next_fence()
-  redis.call('SET', KEYS[1], SEP .. limit)
-  redis.call('ZADD', SHARED, now + ttl, token)
-  redis.call('HSET', FENCES_OF, token, fence)
   return fence
 end
 
@@ -157,8 +204,9 @@ end
 -- dropped. Returns how many were granted, and the fence of waiter \`me\` if it was one of them.
 local function promote(now, me)
   local kind, count, held_limit = holding(now)
-  local granted, mine, shared = 0, false, false
-  while kind ~= 'x' do
+  local granted, mine, longest = 0, false, nil
+  -- A full semaphore takes nobody (and an exclusive holder nobody either): no need to look.
+  while kind ~= 'x' and not (kind == 's' and held_limit > 0 and count >= held_limit) do
     local id = redis.call('LINDEX', KEYS[3], 0)
     if not id then
       redis.call('DEL', KEYS[4])
@@ -171,8 +219,9 @@ local function promote(now, me)
       if not fits(kind, count, held_limit, limit) then break end
       local fence
       if limit then
-        fence = add_shared(token, ttl, limit, now)
-        kind, count, held_limit, shared = 's', (count or 0) + 1, limit, true
+        fence = add_shared(token, ttl, now)
+        kind, count, held_limit = 's', (count or 0) + 1, limit
+        if not longest or tonumber(ttl) > tonumber(longest) then longest = ttl end
       else
         fence = grant(token, ttl)
         kind = 'x'
@@ -185,7 +234,7 @@ local function promote(now, me)
     redis.call('LPOP', KEYS[3])
     if entry then redis.call('HDEL', KEYS[4], id) end
   end
-  if shared then expire_shared() end
+  if longest then keep_shared(held_limit, now, longest) end
   return granted, mine
 end
 
@@ -220,3 +269,6 @@ local function wait_hint(now, limit)
   return redis.call('PTTL', KEYS[1])
 end
 `;
+
+/** Everything but the prelude: `SHARED_LUA` and `GENERAL_LUA`. Requires `PRELUDE_LUA` before it. */
+export const COMMON_LUA = `${SHARED_LUA}${GENERAL_LUA}`;

@@ -1,4 +1,4 @@
-import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
+import { GENERAL_LUA, PRELUDE_LUA, SHARED_LUA } from './common.lua.js';
 
 /**
  * First step of a queued shared acquire (a reader, a semaphore permit): hold beside the current
@@ -14,8 +14,15 @@ import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
  * `{0, waitHintMs, serverNowMs}` when queued, `{-2, limit, 0}` when the key's shared holders or
  * waiters use another limit (nothing queued).
  */
-export const ENQUEUE_SHARED_LUA = `${PRELUDE_LUA}${COMMON_LUA}
+export const ENQUEUE_SHARED_LUA = `${PRELUDE_LUA}${SHARED_LUA}
 local limit = tonumber(ARGV[6])
+-- The cheapest path first, before the general helpers are defined: nobody queued and room beside
+-- the holders. Skipped when a BLPOP follows (the key was contended last time).
+if ARGV[5] ~= '1' and redis.call('EXISTS', KEYS[3]) == 0 then
+  local fence = fast_shared(ARGV[1], ARGV[2], limit)
+  if fence then return fence end
+end
+${GENERAL_LUA}
 -- A BLPOP sent right behind this script (ARGV[5] == '1') must not block unless queued.
 local function wake()
   if ARGV[5] == '1' then notify(ARGV[3], 'w', tonumber(ARGV[4])) end
@@ -34,7 +41,7 @@ if kind == 's' then
   end
   if redis.call('ZSCORE', SHARED, ARGV[1]) then
     redis.call('ZADD', SHARED, now + ARGV[2], ARGV[1])
-    expire_shared()
+    keep_shared(limit, now, ARGV[2])
     return granted(redis.call('HGET', FENCES_OF, ARGV[1]), now)
   end
 else
@@ -49,8 +56,8 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   kind, count, held_limit = holding(now)
 end
 if redis.call('EXISTS', KEYS[3]) == 0 and fits(kind, count, held_limit, limit) then
-  local fence = add_shared(ARGV[1], ARGV[2], limit, now)
-  expire_shared()
+  local fence = add_shared(ARGV[1], ARGV[2], now)
+  keep_shared(limit, now, ARGV[2])
   return granted(fence, now)
 end
 enqueue(ARGV[3], ARGV[1], ARGV[2], limit, tonumber(ARGV[4]), now, true)

@@ -1,4 +1,4 @@
-import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
+import { GENERAL_LUA, PRELUDE_LUA, SHARED_LUA } from './common.lua.js';
 
 /**
  * extend: restart the holding's TTL, only if the token still holds the lock (exclusively, or as
@@ -14,15 +14,21 @@ if holder and held_by(holder, ARGV[1]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
-${COMMON_LUA}
-local now = now_ms()
+${SHARED_LUA}
+-- A shared holder renews (every third of its TTL): without the general helpers.
 if holder and string.byte(holder, 1) == 255 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local expires_at = redis.call('ZSCORE', SHARED, ARGV[1])
   if expires_at and tonumber(expires_at) > now then
     redis.call('ZADD', SHARED, now + ARGV[2], ARGV[1])
-    expire_shared()
+    expire_with_longest()
     return 1
   end
+end
+${GENERAL_LUA}
+local now = now_ms()
+if holder and string.byte(holder, 1) == 255 then
   if sweep(now) > 0 then return -1 end
 elseif holder then
   return -1

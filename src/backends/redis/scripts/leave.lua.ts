@@ -23,7 +23,7 @@ else
   elseif holder and string.byte(holder, 1) == 255
       and redis.call('ZREM', SHARED, ARGV[1]) == 1 then
     redis.call('HDEL', FENCES_OF, ARGV[1])
-    shared_left(now)
+    shared_changed(now)
     released = 1
   end
 end

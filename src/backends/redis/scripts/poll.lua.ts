@@ -35,7 +35,7 @@ if holder and string.byte(holder, 1) == 255 then
   local expires_at = redis.call('ZSCORE', SHARED, ARGV[1])
   if expires_at and tonumber(expires_at) > now then
     redis.call('ZADD', SHARED, now + ARGV[2], ARGV[1])
-    expire_shared()
+    keep_shared(limit, now, ARGV[2])
     notify(ARGV[3], 'w', tonumber(ARGV[4]))
     return {1, redis.call('HGET', FENCES_OF, ARGV[1]), now}
   end

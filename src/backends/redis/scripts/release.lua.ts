@@ -1,4 +1,4 @@
-import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
+import { GENERAL_LUA, PRELUDE_LUA, SHARED_LUA } from './common.lua.js';
 
 /**
  * release: end the token's holding (exclusive or shared), and hand the lock straight to the
@@ -53,9 +53,29 @@ if holder and held_by(holder, ARGV[1]) then
     return 1
   end
 end
--- Everything else (a shared holder, not the owner, expired, a batch): only here are the other
--- helpers defined (defining them costs every call that reaches them).
-${COMMON_LUA}
+${SHARED_LUA}
+-- A shared holder leaves and nobody waits: without the general helpers.
+if holder and not batch and string.byte(holder, 1) == 255
+    and redis.call('EXISTS', KEYS[3]) == 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local expires_at = redis.call('ZSCORE', SHARED, ARGV[1])
+  if expires_at and tonumber(expires_at) > now then
+    redis.call('ZREM', SHARED, ARGV[1])
+    redis.call('HDEL', FENCES_OF, ARGV[1])
+    local last = redis.call('ZRANGE', SHARED, -1, -1, 'WITHSCORES')[2]
+    if not last then
+      redis.call('DEL', KEYS[1], SHARED, FENCES_OF)
+    elseif tonumber(last) < tonumber(expires_at) then
+      -- It was the longest-lived holder: the rest (and the marker) expire sooner.
+      expire_with_longest()
+    end
+    return 1
+  end
+end
+-- Everything else (not the owner, expired, waiters to serve): only here are the general helpers
+-- defined (defining them costs every call that reaches them).
+${GENERAL_LUA}
 local now = now_ms()
 if batch then
   return promote(now) > 0 and 2 or 1
@@ -65,7 +85,7 @@ if holder and string.byte(holder, 1) == 255 then
   if expires_at and tonumber(expires_at) > now then
     redis.call('ZREM', SHARED, ARGV[1])
     redis.call('HDEL', FENCES_OF, ARGV[1])
-    shared_left(now)
+    shared_changed(now)
     return promote(now) > 0 and 2 or 1
   end
   if sweep(now) > 0 then return -1 end

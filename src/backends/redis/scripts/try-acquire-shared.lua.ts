@@ -1,4 +1,4 @@
-import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
+import { GENERAL_LUA, PRELUDE_LUA, SHARED_LUA } from './common.lua.js';
 
 /**
  * tryAcquire, shared (a reader, a semaphore permit): hold beside the current shared holders if
@@ -10,8 +10,14 @@ import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
  * Returns `{1, fence}` when acquired, `{0, waitHintMs}` when it would have to wait, `{-2, limit}`
  * when the key's shared holders or waiters use another limit.
  */
-export const TRY_ACQUIRE_SHARED_LUA = `${PRELUDE_LUA}${COMMON_LUA}
+export const TRY_ACQUIRE_SHARED_LUA = `${PRELUDE_LUA}${SHARED_LUA}
 local limit = tonumber(ARGV[3])
+-- The cheapest path first, before the general helpers are defined.
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local fence = fast_shared(ARGV[1], ARGV[2], limit)
+  if fence then return {1, fence} end
+end
+${GENERAL_LUA}
 local now = now_ms()
 local kind, count, held_limit = holding(now)
 if kind == 's' then
@@ -26,7 +32,7 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
   kind, count, held_limit = holding(now)
 end
 if not fits(kind, count, held_limit, limit) then return {0, wait_hint(now, limit)} end
-local fence = add_shared(ARGV[1], ARGV[2], limit, now)
-expire_shared()
+local fence = add_shared(ARGV[1], ARGV[2], now)
+keep_shared(limit, now, ARGV[2])
 return {1, fence}
 `;
