@@ -1,18 +1,21 @@
 /**
  * distlock itself behind the benchmark interface: one lock manager (and so one backend with its
- * own connections) per client, at the library's defaults or with tuned retry settings.
+ * own connections) per client, at the library's defaults or with tuned retry settings. The
+ * library may also be another build of distlock (`--baseline`), to compare two versions in one
+ * run.
  */
-import {
-  createLocks,
-  LockTimeoutError,
-  type Lease,
-  type LockBackend,
-  type RetryOptions,
-} from '../../src/index.js';
+import * as thisBuild from '../../src/index.js';
+import type { Lease, LockBackend, RetryOptions } from '../../src/index.js';
 import type { Contender, LockClient } from './contender.js';
 
 /** Opens a backend with its own connection(s), and closes them again. */
 export type BackendOpener = () => Promise<{ backend: LockBackend; close: () => Promise<void> }>;
+
+/** The parts of distlock a row uses: this build's, or another build's (`--baseline`). */
+export interface DistlockLibrary {
+  readonly createLocks: typeof thisBuild.createLocks;
+  readonly LockTimeoutError: typeof thisBuild.LockTimeoutError;
+}
 
 /** distlock over the backend `open` makes, with `retry` (the core's defaults when omitted). */
 export function distlock(options: {
@@ -22,7 +25,9 @@ export function distlock(options: {
   readonly retry?: RetryOptions;
   readonly settings: string;
   readonly open: BackendOpener;
+  readonly library?: DistlockLibrary;
 }): Contender {
+  const { createLocks, LockTimeoutError } = options.library ?? thisBuild;
   return {
     name: `distlock ${options.label}`,
     role: 'distlock',
@@ -70,22 +75,35 @@ const TUNED_RETRY: RetryOptions = Object.freeze({
  * polling. A backend with a server-side queue (`acquire`) never polls, so retry settings cannot
  * change its figures and a second row would only repeat the first.
  */
-export async function distlockVariants(open: BackendOpener, ttlMs: number): Promise<Contender[]> {
+export async function distlockVariants(
+  open: BackendOpener,
+  ttlMs: number,
+  baseline?: {
+    readonly label: string;
+    readonly library: DistlockLibrary;
+    readonly open: BackendOpener;
+  },
+): Promise<Contender[]> {
   const probe = await open();
   const queued = typeof probe.backend.acquire === 'function';
   await probe.backend.close();
   await probe.close();
-  const rows = [
-    distlock({
-      label: '(defaults)',
-      ttlMs,
-      tuned: false,
-      settings: queued
-        ? 'createLocks defaults; waits in the server-side FIFO queue (retry settings unused)'
-        : 'createLocks defaults: retry 25→500 ms ×2, jitter 0.5',
-      open,
-    }),
-  ];
+  const settings = queued
+    ? 'createLocks defaults; waits in the server-side FIFO queue (retry settings unused)'
+    : 'createLocks defaults: retry 25→500 ms ×2, jitter 0.5';
+  const rows = [distlock({ label: '(defaults)', ttlMs, tuned: false, settings, open })];
+  if (baseline) {
+    rows.push(
+      distlock({
+        label: `(${baseline.label})`,
+        ttlMs,
+        tuned: false,
+        settings: `${settings}; the build at --baseline`,
+        open: baseline.open,
+        library: baseline.library,
+      }),
+    );
+  }
   if (!queued) {
     rows.push(
       distlock({
