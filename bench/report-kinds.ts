@@ -7,7 +7,7 @@
  *   fifth of its p99 wait, and Jain ≥ 0.99.
  */
 import type { TargetCheck } from './report.js';
-import type { KindsResult } from './scenarios/kinds.js';
+import { LATE_MARGIN_MS, type KindsResult } from './scenarios/kinds.js';
 import { decimal, integer, percent, ratio, type Table } from './table.js';
 
 /** The kinds' results of one run (each scenario when it ran). */
@@ -115,7 +115,7 @@ export function mixedTable(rows: readonly KindsResult[]): Table {
       checkCell(row),
     ]),
     notes: [
-      'late readers = readers that asked after a writer and got in before it (a writer waiting longer than the reader batch ahead of it).',
+      `late readers = readers that asked more than ${LATE_MARGIN_MS} ms after a writer (closer than about a round trip, requests are concurrent) and got in before it: a writer waiting longer than the reader batch ahead of it.`,
       'read hold = mean time a read holding lasted (grant → release), the length of one reader batch; max write wait in read holds = the longest writer wait in such batches.',
       ...errorNotes(rows),
     ],

@@ -262,9 +262,18 @@ class Lane {
 }
 
 /**
- * For each writer, the readers that asked after it and got in before it. Under writer preference
- * (a waiting writer keeps later readers out) there are none: a writer waits only for the holders
- * and waiters ahead of it, at most the reader batch in progress plus whatever queued before it.
+ * How much later than a writer a reader must have asked to count as "after" it. Clients ask on
+ * separate connections: two requests asked within about a round trip of each other reach Redis
+ * in either order (they were concurrent), so only a reader that asked later than that is one the
+ * writer could have kept out.
+ */
+export const LATE_MARGIN_MS = 1;
+
+/**
+ * For each writer, the readers that asked after it (by more than {@link LATE_MARGIN_MS}) and got
+ * in before it. Under writer preference (a waiting writer keeps later readers out) there are none:
+ * a writer waits only for the holders and waiters ahead of it, at most the reader batch in
+ * progress plus whatever queued before it.
  */
 export function lateReaders(
   ops: readonly Pick<Op, 'kind' | 'askedAt' | 'grantedAt'>[],
@@ -280,7 +289,7 @@ export function lateReaders(
     let hi = reads.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (reads[mid]!.askedAt <= write.askedAt) lo = mid + 1;
+      if (reads[mid]!.askedAt <= write.askedAt + LATE_MARGIN_MS) lo = mid + 1;
       else hi = mid;
     }
     for (let i = lo; i < reads.length && reads[i]!.askedAt < write.grantedAt; i++) {
