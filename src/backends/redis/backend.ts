@@ -221,8 +221,12 @@ export class RedisBackend implements LockBackend {
     return infos.filter((info): info is LockInfo => info !== null);
   }
 
-  /** End queued acquires (they leave their queues), close blocking connections, and quit the
-   * client if the backend built it. Idempotent. */
+  /**
+   * End queued acquires (they leave their queues), close blocking connections, and quit the
+   * client if the backend built it. Idempotent. Not needed for the process to exit: the
+   * backend's own connections are unref'd while nothing is in flight or waiting (a client you
+   * passed in is yours to quit).
+   */
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
