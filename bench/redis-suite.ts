@@ -14,13 +14,12 @@ import {
   type BackendOpener,
   type DistlockLibrary,
 } from './contenders/distlock.js';
-import { distlockKinds, type KindsContender } from './contenders/kinds.js';
+import { asKinds, distlockKinds, type KindsContender } from './contenders/kinds.js';
 import { closeRedis, connectRedis } from './contenders/redis-connection.js';
 import { fifoHandoffFloor } from './contenders/redis-fifo-floor.js';
 import { handRolled, pingPairs } from './contenders/redis-floors.js';
 import {
   fifoSemaphoreFloor,
-  pingPairReaders,
   redisSemaphorePermits,
   redissonLike,
 } from './contenders/redis-kinds-peers.js';
@@ -28,11 +27,11 @@ import { redisSemaphore, redlock } from './contenders/redis-peers.js';
 import type { BenchOptions } from './options.js';
 import { mixedTable, readersTable, semaphoreTable, type KindsResults } from './report-kinds.js';
 import { contendedTable, manyKeysTable, uncontendedTable, type StoreResults } from './report.js';
-import { runContendedInterleaved } from './scenarios/contended.js';
+import { runB2 } from './scenarios/contended.js';
 import { redisCounter } from './scenarios/counter.js';
 import { mixedPlan, runKinds, type KindsLaneSpec, type KindsOptions } from './scenarios/kinds.js';
 import { runManyKeys } from './scenarios/many-keys.js';
-import { runUncontended } from './scenarios/uncontended.js';
+import { runB1 } from './scenarios/uncontended.js';
 import type { Table } from './table.js';
 
 /** Lease TTL for every contender: long enough never to expire during a run. */
@@ -102,18 +101,19 @@ export async function benchRedis(
   }
 
   if (scenarios.has('b1')) {
-    log(
-      `redis B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`,
+    const b1 = await runB1(
+      'redis',
+      contenders,
+      options.uncontendedMs,
+      {
+        // Round-trip latency here flips between two modes (scheduling of client and server on the
+        // two cores) every few hundred operations: small chunks give every contender the same mix.
+        chunkOps: 25,
+        warmupOps: options.quick ? 50 : 500,
+        keyPrefix: prefix,
+      },
+      log,
     );
-    const b1 = await runUncontended(contenders, {
-      budgetMs: options.uncontendedMs,
-      // Round-trip latency here flips between two modes (scheduling of client and server on the
-      // two cores) every few hundred operations: small chunks give every contender the same mix.
-      chunkOps: 25,
-      warmupOps: options.quick ? 50 : 500,
-      keyPrefix: prefix,
-      onProgress: log,
-    });
     results = { ...results, b1 };
     show(uncontendedTable(results));
   }
@@ -121,25 +121,13 @@ export async function benchRedis(
   if (scenarios.has('b2')) {
     // The FIFO handoff floor only makes sense under contention: B2 alone.
     const lockRows = [...contenders.filter((c) => c.excludes), fairFloor];
-    log(
-      `redis B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
-        `in ${options.contendedRounds} interleaved round(s), after ${options.contendedWarmupMs / 1000} s of warm-up each`,
+    const b2 = await runB2(
+      'redis',
+      lockRows,
+      { ...options, clients: CLIENTS },
+      { key: `${prefix}b2:`, counterKey: `${prefix}b2:counter:`, counter: redisCounter(port) },
+      log,
     );
-    const b2 = await runContendedInterleaved(lockRows, {
-      clients: CLIENTS,
-      durationMs: options.contendedMs,
-      rounds: options.contendedRounds,
-      warmupMs: options.contendedWarmupMs,
-      drainMs: 15_000,
-      key: `${prefix}b2:`,
-      counterKey: `${prefix}b2:counter:`,
-      counter: redisCounter(port),
-      onResult: (result) =>
-        log(
-          `redis B2: ${result.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
-            `p99 wait ${result.waitP99Ms.toFixed(1)} ms${result.correct ? '' : '  *** COUNTER CHECK FAILED ***'}`,
-        ),
-    });
     results = { ...results, b2 };
     show(contendedTable(results));
   }
@@ -201,7 +189,8 @@ async function benchKinds(
   const results: { -readonly [K in keyof KindsResults]: KindsResults[K] } = {};
 
   if (scenarios.has('b4')) {
-    const rows = [pingPairReaders(port), redisson, mine];
+    // PING pairs, the floor: two round trips per read and nothing else.
+    const rows = [asKinds(pingPairs(port), ['read']), redisson, mine];
     describe('B4', rows);
     const specs: KindsLaneSpec[] = rows.flatMap((contender) =>
       [1, CLIENTS].map((clients) => ({

@@ -17,6 +17,50 @@ export interface DistlockLibrary {
   readonly LockTimeoutError: typeof thisBuild.LockTimeoutError;
 }
 
+/** A client over its own lock manager and backend, as every distlock row opens one. */
+export interface ManagerClient<Args extends unknown[]> {
+  /** `take` with this manager; a `LockTimeoutError` (it waited its default `waitMs`) is `null`. */
+  acquire(...args: Args): Promise<Lease | null>;
+  release(lease: Lease): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Open a backend and a lock manager over it; `take` says how a holding is acquired. */
+export async function openManagerClient<Args extends unknown[]>(
+  options: {
+    readonly open: BackendOpener;
+    readonly ttlMs: number;
+    readonly retry?: RetryOptions | undefined;
+    readonly library?: DistlockLibrary | undefined;
+  },
+  take: (locks: thisBuild.LockManager, ...args: Args) => Promise<Lease>,
+): Promise<ManagerClient<Args>> {
+  const { createLocks, LockTimeoutError } = options.library ?? thisBuild;
+  const { backend, close } = await options.open();
+  const locks = createLocks({
+    backend,
+    ttlMs: options.ttlMs,
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
+  return {
+    async acquire(...args) {
+      try {
+        return await take(locks, ...args);
+      } catch (error) {
+        if (error instanceof LockTimeoutError) return null;
+        throw error;
+      }
+    },
+    async release(lease) {
+      await lease.release();
+    },
+    async close() {
+      await locks.close();
+      await close();
+    },
+  };
+}
+
 /** distlock over the backend `open` makes, with `retry` (the core's defaults when omitted). */
 export function distlock(options: {
   readonly label: string;
@@ -27,38 +71,14 @@ export function distlock(options: {
   readonly open: BackendOpener;
   readonly library?: DistlockLibrary;
 }): Contender {
-  const { createLocks, LockTimeoutError } = options.library ?? thisBuild;
   return {
     name: `distlock ${options.label}`,
     role: 'distlock',
     excludes: true,
     tuned: options.tuned,
     settings: options.settings,
-    async createClient(): Promise<LockClient<Lease>> {
-      const { backend, close } = await options.open();
-      const locks = createLocks({
-        backend,
-        ttlMs: options.ttlMs,
-        ...(options.retry ? { retry: options.retry } : {}),
-      });
-      return {
-        async acquire(key) {
-          try {
-            return await locks.acquire(key);
-          } catch (error) {
-            if (error instanceof LockTimeoutError) return null; // waited its default waitMs
-            throw error;
-          }
-        },
-        async release(lease) {
-          await lease.release();
-        },
-        async close() {
-          await locks.close();
-          await close();
-        },
-      };
-    },
+    createClient: (): Promise<LockClient<Lease>> =>
+      openManagerClient(options, (locks, key: string) => locks.acquire(key)),
   };
 }
 

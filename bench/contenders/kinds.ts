@@ -2,9 +2,9 @@
  * The interface the lock-kind benchmarks (B4–B6: readers, a mixed read/write load, a semaphore)
  * put every contender behind, and distlock's read-write lock and semaphore behind it.
  */
-import { createLocks, LockTimeoutError, type Lease } from '../../src/index.js';
-import type { ContenderRole } from './contender.js';
-import type { BackendOpener } from './distlock.js';
+import type { Lease } from '../../src/index.js';
+import type { Contender, ContenderRole } from './contender.js';
+import { openManagerClient, type BackendOpener } from './distlock.js';
 
 /** How a holding is taken: a read share, the write lock, or a semaphore permit. */
 export type Kind = 'read' | 'write' | 'permit';
@@ -43,27 +43,26 @@ export function distlockKinds(options: {
     tuned: false,
     settings: `readWrite(key).read()/write(), semaphore(key, { limit: ${options.limit} }); createLocks defaults, server-side FIFO queue`,
     kinds: ['read', 'write', 'permit'],
-    async createClient(): Promise<KindsClient<Lease>> {
-      const { backend, close } = await options.open();
-      const locks = createLocks({ backend, ttlMs: options.ttlMs });
+    createClient: (): Promise<KindsClient<Lease>> =>
+      openManagerClient(options, (locks, kind: Kind, key: string) => {
+        if (kind === 'permit') return locks.semaphore(key, options).acquire();
+        const lock = locks.readWrite(key);
+        return kind === 'read' ? lock.read() : lock.write();
+      }),
+  };
+}
+
+/** A lock-interface contender (a floor such as PING pairs) as one offering `kinds`. */
+export function asKinds(contender: Contender, kinds: readonly Kind[]): KindsContender {
+  return {
+    ...contender,
+    kinds,
+    async createClient(): Promise<KindsClient> {
+      const client = await contender.createClient();
       return {
-        async acquire(kind, key) {
-          try {
-            if (kind === 'permit') return await locks.semaphore(key, options).acquire();
-            const lock = locks.readWrite(key);
-            return await (kind === 'read' ? lock.read() : lock.write());
-          } catch (error) {
-            if (error instanceof LockTimeoutError) return null;
-            throw error;
-          }
-        },
-        async release(lease) {
-          await lease.release();
-        },
-        async close() {
-          await locks.close();
-          await close();
-        },
+        acquire: (_kind, key) => client.acquire(key),
+        release: (handle) => client.release(handle),
+        close: () => client.close(),
       };
     },
   };

@@ -1,6 +1,5 @@
 /**
  * The other contenders of the lock-kind benchmarks on Redis (B4–B6):
- * - `PING pairs` (floor, reads): two round trips and nothing else, the least a reader can pay;
  * - `Redisson-like` (peer, reads and writes): the semantics of Redisson's `RReadWriteLock` in one
  *   Lua script per call (a hash with the mode and the readers; a reader gets in whenever the mode
  *   is `read`, waiting writers or not: reader preference), retried every millisecond (Redisson
@@ -17,30 +16,6 @@ import { RedlockSemaphore, Semaphore, TimeoutError } from 'redis-semaphore';
 import { sleep } from './contender.js';
 import type { Kind, KindsClient, KindsContender } from './kinds.js';
 import { closeRedis, connectRedis } from './redis-connection.js';
-
-/** Two PINGs per read: the network floor of a reader. */
-export function pingPairReaders(port: number): KindsContender {
-  return {
-    name: 'PING pairs',
-    role: 'floor',
-    tuned: false,
-    settings: 'PING + PING (2 round trips, no lock)',
-    kinds: ['read'],
-    async createClient(): Promise<KindsClient<true>> {
-      const redis = await connectRedis(port);
-      return {
-        async acquire() {
-          await redis.ping();
-          return true;
-        },
-        async release() {
-          await redis.ping();
-        },
-        close: () => closeRedis(redis),
-      };
-    },
-  };
-}
 
 /** KEYS: lock. ARGV: token, ttl, mode (`read` or `write`). Returns 1 held, 0 not. */
 const RW_ACQUIRE = `

@@ -13,11 +13,11 @@
  * Configurations run interleaved in rounds, as B2's contenders do.
  */
 import { performance } from 'node:perf_hooks';
-import type { ContenderRole } from '../contenders/contender.js';
 import type { Kind, KindsClient, KindsContender } from '../contenders/kinds.js';
 import { jainIndex, sameHolderShare, summarize, type LatencySummary } from '../metrics.js';
 import type { CounterClient, CounterFactory } from './counter.js';
 import { ErrorTally } from './error-tally.js';
+import { askUntilGranted, releaseCounted, runInRounds, type RoundsResult } from './rounds.js';
 
 /** Which kind client `client` takes in its `iteration`-th acquisition. */
 export type Plan = (client: number, iteration: number) => Kind;
@@ -50,16 +50,9 @@ export interface LateReaders {
 }
 
 /** Figures of one configuration, over all its rounds. */
-export interface KindsResult {
-  readonly name: string;
+export interface KindsResult extends RoundsResult {
+  /** The configuration, e.g. `8 readers`. */
   readonly label: string;
-  readonly role: ContenderRole;
-  readonly tuned: boolean;
-  readonly clients: number;
-  readonly durationMs: number;
-  readonly rounds: number;
-  /** Acquisitions granted within the timed windows, per second (all kinds). */
-  readonly opsPerSec: number;
   /** Wait per acquisition (first attempt → grant) by kind, ms. */
   readonly waits: Partial<Record<Kind, LatencySummary>>;
   readonly perClient: readonly number[];
@@ -131,21 +124,23 @@ class Lane {
     readonly spec: KindsLaneSpec,
     readonly key: string,
     readonly counterKey: string,
+    readonly options: KindsOptions,
   ) {
     this.perClient = new Array<number>(spec.clients).fill(0);
     this.iterations = new Array<number>(spec.clients).fill(0);
     this.errors = new ErrorTally(`${spec.contender.name} ${spec.label}`);
   }
 
-  async open(options: KindsOptions): Promise<void> {
+  async open(): Promise<void> {
     for (let i = 0; i < this.spec.clients; i++) {
       this.clients.push(await this.spec.contender.createClient());
-      this.counters.push(await options.counter(this.counterKey));
+      this.counters.push(await this.options.counter(this.counterKey));
     }
     await this.counters[0]?.set(0);
   }
 
-  async window(options: KindsOptions, durationMs: number, timed: boolean): Promise<void> {
+  async window(durationMs: number, timed: boolean): Promise<void> {
+    const options = this.options;
     const inside: Record<Kind, number> = { read: 0, write: 0, permit: 0 };
     const holders: number[] = [];
     if (timed) this.holders.push(holders);
@@ -157,20 +152,13 @@ class Lane {
       while (performance.now() < deadline) {
         const kind = this.spec.plan(id, this.iterations[id]!++);
         const askedAt = performance.now();
-        let handle: unknown = null;
-        while (handle === null) {
-          try {
-            handle = await client.acquire(kind, this.key);
-            if (handle === null && timed) this.giveUps++;
-          } catch (error) {
-            this.errors.record(error);
-          }
-          if (handle === null && performance.now() > stuckAt) {
-            throw new Error(
-              `${this.errors.contender}: client ${id} could not acquire within the drain`,
-            );
-          }
-        }
+        const handle = await askUntilGranted(
+          () => client.acquire(kind, this.key),
+          this,
+          timed,
+          stuckAt,
+          `${this.errors.contender}: client ${id}`,
+        );
         const grantedAt = performance.now();
         this.enter(inside, kind, options.limit);
         const op: Op = { client: id, kind, askedAt, grantedAt, releasedAt: grantedAt };
@@ -187,11 +175,7 @@ class Lane {
         }
         op.releasedAt = performance.now();
         inside[kind]--;
-        try {
-          await client.release(handle);
-        } catch (error) {
-          this.errors.record(error);
-        }
+        await releaseCounted(() => client.release(handle), this.errors);
       }
     };
     await Promise.all(this.clients.map((_, id) => loop(id)));
@@ -307,22 +291,8 @@ export async function runKinds(
   options: KindsOptions,
 ): Promise<KindsResult[]> {
   const lanes = specs.map(
-    (spec, index) => new Lane(spec, `${options.key}${index}`, `${options.counterKey}${index}`),
+    (spec, index) =>
+      new Lane(spec, `${options.key}${index}`, `${options.counterKey}${index}`, options),
   );
-  try {
-    for (const lane of lanes) await lane.open(options);
-    for (let round = 0; round < options.rounds; round++) {
-      for (let i = 0; i < lanes.length; i++) {
-        const lane = lanes[(round + i) % lanes.length]!;
-        if (lane.rounds === 0 && options.warmupMs > 0) {
-          await lane.window(options, options.warmupMs, false);
-        }
-        await lane.window(options, options.durationMs / options.rounds, true);
-        if (lane.rounds === options.rounds) options.onResult?.(await lane.result());
-      }
-    }
-    return await Promise.all(lanes.map((lane) => lane.result()));
-  } finally {
-    await Promise.all(lanes.map((lane) => lane.close()));
-  }
+  return runInRounds(lanes, options);
 }

@@ -21,6 +21,7 @@ import {
 } from '../../src/core/errors.js';
 import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { rootCause } from '../../src/core/redact.js';
+import { everythingIn } from '../../src/testing/conformance-robustness.js';
 import { startBlackHole } from '../harness/black-hole.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 
@@ -38,21 +39,6 @@ async function outcome(call: () => Promise<unknown>): Promise<{ error: unknown; 
   } catch (error) {
     return { error, tookMs: performance.now() - started };
   }
-}
-
-/** Everything a reader (or a log) could get out of `error`, as text. */
-function everythingIn(error: unknown): string {
-  const parts = [inspect(error, { depth: Infinity, showHidden: true }), String(error)];
-  for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 10; depth += 1) {
-    if (e instanceof Error) parts.push(e.message, e.stack ?? '');
-    try {
-      parts.push(JSON.stringify(e, Object.getOwnPropertyNames(e)));
-    } catch {
-      // circular: inspect has it
-    }
-    e = (e as { cause?: unknown }).cause;
-  }
-  return parts.join('\n');
 }
 
 describe('redis: failures carry their root cause', () => {

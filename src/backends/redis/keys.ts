@@ -9,7 +9,7 @@
  * - `…:s` shared holders (sorted set, token -> expiry), `…:h` their fences (hash);
  * - `…:q` the FIFO queue of waiter ids, `…:w` the waiters' entries, `…:n:<id>` a waiter's notify
  *   list (see `scripts/common.lua.ts`);
- * - `…:f` a per-lock fence counter left by versions before 0.2, folded into its slot's counter at
+ * - `…:f` a per-lock fence counter left by an earlier version, folded into its slot's counter at
  *   the lock's next grant and deleted.
  *
  * **Fences: one counter per Cluster slot.** Fences must outlive leases (a new holder's fence must
