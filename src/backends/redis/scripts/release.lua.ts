@@ -54,23 +54,53 @@ if holder and held_by(holder, ARGV[1]) then
   end
 end
 ${SHARED_LUA}
--- A shared holder leaves and nobody waits: without the general helpers.
-if holder and not batch and string.byte(holder, 1) == 255
-    and redis.call('EXISTS', KEYS[3]) == 0 then
+-- A shared holder leaves: without the general helpers when nobody waits, or when its permit goes
+-- straight to the next waiter (a full semaphore's steady state).
+if holder and not batch and string.byte(holder, 1) == 255 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local expires_at = redis.call('ZSCORE', SHARED, ARGV[1])
   if expires_at and tonumber(expires_at) > now then
-    redis.call('ZREM', SHARED, ARGV[1])
-    redis.call('HDEL', FENCES_OF, ARGV[1])
-    local last = redis.call('ZRANGE', SHARED, -1, -1, 'WITHSCORES')[2]
-    if not last then
-      redis.call('DEL', KEYS[1], SHARED, FENCES_OF)
-    elseif tonumber(last) < tonumber(expires_at) then
-      -- It was the longest-lived holder: the rest (and the marker) expire sooner.
-      expire_with_longest()
+    if redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('ZREM', SHARED, ARGV[1])
+      redis.call('HDEL', FENCES_OF, ARGV[1])
+      local last = redis.call('ZRANGE', SHARED, -1, -1, 'WITHSCORES')[2]
+      if not last then
+        redis.call('DEL', KEYS[1], SHARED, FENCES_OF)
+      elseif tonumber(last) < tonumber(expires_at) then
+        -- It was the longest-lived holder: the rest (and the marker) expire sooner.
+        expire_with_longest()
+      end
+      return 1
     end
-    return 1
+    -- The handoff of one permit: every permit in use by a live holder, and a live shared waiter
+    -- at the head, which takes this holder's place (the one behind it would not fit). Anything
+    -- else (expired holders, a free permit, a dead or exclusive head) takes the general path.
+    local limit = tonumber(string.sub(holder, 2))
+    local oldest = redis.call('ZRANGE', SHARED, 0, 0, 'WITHSCORES')[2]
+    if limit > 0 and tonumber(oldest) > now and redis.call('ZCARD', SHARED) == limit then
+      local id = redis.call('LINDEX', KEYS[3], 0)
+      local entry = redis.call('HGET', KEYS[4], id)
+      if entry and string.byte(entry, 1) == 115 then
+        local _, entry_expiry, ttl, token = string.match(entry, '^s(%d+)|(%d+)|(%d+)|(.*)$')
+        if tonumber(entry_expiry) > now then
+          redis.call('ZREM', SHARED, ARGV[1])
+          redis.call('HDEL', FENCES_OF, ARGV[1])
+          redis.call('LPOP', KEYS[3])
+          redis.call('HDEL', KEYS[4], id)
+          local fence = add_shared(token, ttl, now)
+          if tonumber(expires_at) > now + ttl then
+            expire_with_longest()
+          else
+            keep_shared(limit, now, ttl)
+          end
+          local list = KEYS[1] .. ':n:' .. id
+          redis.call('RPUSH', list, 'g|' .. fence .. '|' .. now)
+          redis.call('PEXPIRE', list, tonumber(ttl) + 60000)
+          return 2
+        end
+      end
+    end
   end
 end
 -- Everything else (not the owner, expired, waiters to serve): only here are the general helpers
