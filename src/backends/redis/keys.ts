@@ -71,6 +71,7 @@ export function fenceCounterKey(prefix: string, redisKey: string): string {
   return `${prefix}fences{${slotTag(calculateSlot(redisKey))}}`;
 }
 
+/** The Redis keys of lock `key` under `prefix`. @throws InvalidArgumentError for a key Redis Cluster would scatter. */
 export function lockKeys(prefix: string, key: string): LockKeys {
   if (key.length === 0 || key.startsWith('}')) {
     // `{}` is an empty hash tag: Redis would hash each whole key and scatter them over slots.

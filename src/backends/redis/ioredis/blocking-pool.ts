@@ -93,6 +93,7 @@ class PooledConnection implements BlockingConnection {
   }
 }
 
+/** The pool of blocking connections of one backend (see the module doc). */
 export class BlockingPool {
   readonly #client: RedisClient;
   readonly #runner: ScriptRunner;

@@ -81,6 +81,11 @@ function secretsOfClient(client: RedisClient, url: string | undefined): string[]
   return [...new Set(found)];
 }
 
+/**
+ * {@link RedisConnection} over an ioredis `Redis` or `Cluster`: the user's client (left open on
+ * `close()`, whose `error` events it listens to while open) or one built from a URL (owned: quit on
+ * `close()`, its sockets unref'd while idle).
+ */
 export class IoredisConnection implements RedisConnection {
   /** The client in use (yours, or the one built from the URL). */
   readonly client: RedisClient;

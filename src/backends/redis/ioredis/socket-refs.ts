@@ -16,6 +16,7 @@ interface Handles {
   readonly reconnectTimeout?: { ref?: () => unknown; unref?: () => unknown } | null | undefined;
 }
 
+/** Refs and unrefs the owned connections' handles as work starts and stops (see the module doc). */
 export class SocketRefs implements BusyListener {
   readonly #connections = new Set<Redis>();
   #holds = 0;
