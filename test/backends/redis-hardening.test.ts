@@ -23,6 +23,7 @@ import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { rootCause } from '../../src/core/redact.js';
 import { everythingIn } from '../../src/testing/conformance-robustness.js';
 import { startBlackHole } from '../harness/black-hole.js';
+import { waitUntil } from '../harness/process.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -340,7 +341,7 @@ describe('redis: small ones', () => {
       );
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
       return new Promise((resolve) => {
         child.on('exit', (code) => {
           clearTimeout(killer);
@@ -357,24 +358,33 @@ describe('redis: small ones', () => {
       `);
       expect(stdout).toContain('done');
       expect(code, 'killed: the backend held the process open').toBe(0);
-      expect(Date.now() - started).toBeLessThan(14_000);
-    }, 20_000);
+      expect(Date.now() - started).toBeLessThan(29_000);
+    }, 35_000);
 
     it('stays alive while it waits in a queue', async () => {
       const locks = createLocks({ backend: redisBackend({ url: server.url }) });
       try {
         const lease = await locks.acquire('forgot-close-wait');
-        setTimeout(() => void lease.release(), 1_500);
-        const { code, stdout } = await runScript(`
-          const waited = await locks.acquire('forgot-close-wait', { waitMs: 10_000 });
+        const exited = runScript(`
+          const waited = await locks.acquire('forgot-close-wait', { waitMs: 20_000 });
           console.log('acquired');
           await waited.release();
         `);
+        // Released only once the child waits in the queue, and a while after: it must not have
+        // exited meanwhile (a child that starts slowly must not make this test vacuous).
+        await waitUntil(
+          'the child queued',
+          async () => (await locks.inspect('forgot-close-wait'))?.waiters === 1,
+          20_000,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        await lease.release();
+        const { code, stdout } = await exited;
         expect(stdout).toContain('acquired');
         expect(code).toBe(0);
       } finally {
         await locks.close();
       }
-    }, 20_000);
+    }, 45_000);
   });
 });
