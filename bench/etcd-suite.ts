@@ -10,9 +10,9 @@ import { connectEtcd } from './contenders/etcd-connection.js';
 import { etcd3Lock, etcdPutDelete, etcdTxnDelete } from './contenders/etcd-floor-and-peer.js';
 import type { BenchOptions } from './options.js';
 import { contendedTable, uncontendedTable, type StoreResults } from './report.js';
-import { runContendedInterleaved } from './scenarios/contended.js';
+import { runB2 } from './scenarios/contended.js';
 import { etcdCounter } from './scenarios/counter.js';
-import { runUncontended } from './scenarios/uncontended.js';
+import { runB1 } from './scenarios/uncontended.js';
 import type { Table } from './table.js';
 
 const TTL_MS = 10_000;
@@ -52,45 +52,42 @@ export async function benchEtcd(
   for (const contender of [...contenders, ceiling])
     log(`etcd: ${contender.name.padEnd(28)} ${contender.settings}`);
 
-  log(`etcd B1: ${contenders.length} contenders interleaved for ${options.uncontendedMs / 1000} s`);
-  const b1 = await runUncontended(contenders, {
-    budgetMs: options.uncontendedMs,
-    chunkOps: 10,
-    warmupOps: options.quick ? 10 : 50,
-    keyPrefix: prefix,
-    onProgress: log,
-  });
   const partial: StoreResults = {
     store: 'etcd',
     floor: 'put + delete',
-    b1,
+    b1: [],
     b2: [],
     b2Reference: 'any',
     b2Bound: { row: ceiling.name, label: 'ceiling' },
   };
-  show(uncontendedTable(partial));
+  let results = partial;
+  if (options.scenarios.has('b1')) {
+    const b1 = await runB1(
+      'etcd',
+      contenders,
+      options.uncontendedMs,
+      {
+        chunkOps: 10,
+        warmupOps: options.quick ? 10 : 50,
+        keyPrefix: prefix,
+      },
+      log,
+    );
+    results = { ...results, b1 };
+    show(uncontendedTable(results));
+  }
 
-  const lockRows = [...contenders.filter((c) => c.excludes), ceiling];
-  log(
-    `etcd B2: ${lockRows.length} contenders × ${options.contendedMs / 1000} s ` +
-      `in ${options.contendedRounds} interleaved round(s), after ${options.contendedWarmupMs / 1000} s of warm-up each`,
-  );
-  const b2 = await runContendedInterleaved(lockRows, {
-    clients: CLIENTS,
-    durationMs: options.contendedMs,
-    rounds: options.contendedRounds,
-    warmupMs: options.contendedWarmupMs,
-    drainMs: 15_000,
-    key: `${prefix}b2/`,
-    counterKey: `${prefix}b2/counter/`,
-    counter: etcdCounter(port),
-    onResult: (result) =>
-      log(
-        `etcd B2: ${result.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
-          `p99 wait ${result.waitP99Ms.toFixed(1)} ms${result.correct ? '' : '  *** COUNTER CHECK FAILED ***'}`,
-      ),
-  });
-  const results: StoreResults = { ...partial, b2 };
-  show(contendedTable(results));
+  if (options.scenarios.has('b2')) {
+    const lockRows = [...contenders.filter((c) => c.excludes), ceiling];
+    const b2 = await runB2(
+      'etcd',
+      lockRows,
+      { ...options, clients: CLIENTS },
+      { key: `${prefix}b2/`, counterKey: `${prefix}b2/counter/`, counter: etcdCounter(port) },
+      log,
+    );
+    results = { ...results, b2 };
+    show(contendedTable(results));
+  }
   return results;
 }

@@ -20,7 +20,8 @@ import os from 'node:os';
 import { benchEtcd } from './etcd-suite.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { benchPostgres } from './postgres-suite.js';
-import { benchRedis } from './redis-suite.js';
+import { benchRedis, KINDS_LIMIT } from './redis-suite.js';
+import { checkKindsTargets, mixedTable, readersTable, semaphoreTable } from './report-kinds.js';
 import {
   checkTargets,
   contendedTable,
@@ -54,9 +55,16 @@ function machine(servers: readonly RunningServer[]) {
 
 function allTables(results: readonly StoreResults[]): Table[] {
   return results.flatMap((result) => {
-    const tables = [uncontendedTable(result), contendedTable(result)];
+    const tables: Table[] = [];
+    if (result.b1.length > 0) tables.push(uncontendedTable(result));
+    if (result.b2.length > 0) tables.push(contendedTable(result));
     const b3 = manyKeysTable(result);
-    return b3 ? [...tables, b3] : tables;
+    if (b3) tables.push(b3);
+    const { b4, b5, b6 } = result.kinds ?? {};
+    if (b4) tables.push(readersTable(b4));
+    if (b5) tables.push(mixedTable(b5));
+    if (b6) tables.push(semaphoreTable(b6, KINDS_LIMIT));
+    return tables;
   });
 }
 
@@ -73,7 +81,10 @@ async function run(options: BenchOptions): Promise<number> {
     else if (server.name === 'etcd') results.push(await benchEtcd(server.port, options, show, log));
     else results.push(await benchPostgres(server.url!, options, show, log));
   }
-  const targets = results.flatMap(checkTargets);
+  const targets = results.flatMap((result) => [
+    ...(result.b1.length > 0 || result.b2.length > 0 ? checkTargets(result) : []),
+    ...(result.kinds ? checkKindsTargets(result.kinds) : []),
+  ]);
   show(targetsTable(targets));
   const about = {
     ...machine(servers),
@@ -84,7 +95,17 @@ async function run(options: BenchOptions): Promise<number> {
       `${Object.values(about.servers).join(', ')}; load average ${about.loadAverage.join(' ')}\n`,
   );
 
-  const broken = results.flatMap((result) => result.b2.filter((row) => !row.correct));
+  const broken = results.flatMap((result) => [
+    ...result.b2.filter((row) => !row.correct),
+    ...[...(result.kinds?.b4 ?? []), ...(result.kinds?.b5 ?? []), ...(result.kinds?.b6 ?? [])]
+      .filter((row) => !row.correct)
+      .map((row) => ({
+        name: `${row.name} ${row.label}`,
+        counter: row.counter,
+        sections: row.writes,
+        overlaps: row.violations,
+      })),
+  ]);
   if (options.jsonPath) {
     const json = JSON.stringify({ startedAt, options, machine: about, results, targets }, null, 2);
     writeFileSync(options.jsonPath, `${json}\n`);
@@ -102,7 +123,7 @@ async function run(options: BenchOptions): Promise<number> {
   }
   for (const row of broken) {
     process.stderr.write(
-      `\n*** FAIL: ${row.name} broke mutual exclusion in B2: counter ${row.counter}, ` +
+      `\n*** FAIL: ${row.name} broke mutual exclusion (or a kind's rule): counter ${row.counter}, ` +
         `${row.sections} critical sections, ${row.overlaps} overlaps ***\n`,
     );
   }

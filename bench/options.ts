@@ -1,10 +1,24 @@
 /** Command-line options of `npm run bench` (the bench compiled by `tsc -p tsconfig.bench.json`). */
+import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+
+/** The scenarios: B1–B3 on the mutex (Redis and etcd), B4–B6 on the lock kinds (Redis). */
+export const SCENARIOS = ['b1', 'b2', 'b3', 'b4', 'b5', 'b6'] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 /** What to run and for how long. */
 export interface BenchOptions {
   /** Which stores to benchmark. */
   readonly stores: readonly ('redis' | 'etcd' | 'postgres')[];
+  /** Which scenarios to run (where the store has them). */
+  readonly scenarios: ReadonlySet<Scenario>;
+  /** B4–B6: timed window per contender and configuration (in all, split into rounds). */
+  readonly kindsMs: number;
+  /**
+   * Root of another distlock checkout whose `dist/` is built: its Redis backend runs as one more
+   * row of B1–B3 (`distlock (<label>)`), to compare two versions in one run.
+   */
+  readonly baseline?: { readonly dir: string; readonly label: string };
   /** B2 window per contender (in all). */
   readonly contendedMs: number;
   /** B2: the window is split into this many rounds, interleaved across contenders. */
@@ -27,8 +41,14 @@ export interface BenchOptions {
 export const USAGE = `Usage: npm run bench -- [options]
 
   --only redis|etcd|postgres   run one store's benchmarks (default: all)
+  --scenarios b1,b4   run only these scenarios (default: all; b4–b6 are Redis's
+                      read-write lock and semaphore benchmarks)
   --duration 5s       B2 (contended) time per contender (default 5s; ms, s or m),
-                      run as 2 interleaved rounds, after a 0.5 s untimed warm-up
+                      run as 2 interleaved rounds, after a 0.5 s untimed warm-up;
+                      B4–B6 use it per contender and configuration too
+  --baseline DIR      also run the distlock build in DIR (its dist/, built with
+                      npm run build) as a row of Redis B1–B3, to compare versions
+  --baseline-label L  that row's label (default: the directory's name)
   --quick             a smoke test: about 20 s in all, figures not meaningful
   --json FILE         also write every figure as JSON
   --markdown FILE     also write the tables as markdown
@@ -52,7 +72,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     args: [...argv],
     options: {
       only: { type: 'string' },
+      scenarios: { type: 'string' },
       duration: { type: 'string' },
+      baseline: { type: 'string' },
+      'baseline-label': { type: 'string' },
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
       markdown: { type: 'string' },
@@ -69,8 +92,24 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   const quick = values.quick ?? false;
   const contendedMs =
     values.duration !== undefined ? parseDuration(values.duration) : quick ? 1_000 : 5_000;
+  const scenarios = new Set<Scenario>();
+  for (const name of (values.scenarios ?? SCENARIOS.join(',')).split(',')) {
+    const scenario = name.trim().toLowerCase();
+    if (!(SCENARIOS as readonly string[]).includes(scenario)) {
+      throw new Error(`--scenarios: expected some of ${SCENARIOS.join(',')}, got "${name}"`);
+    }
+    scenarios.add(scenario as Scenario);
+  }
+  const baselineDir = values.baseline;
+  const baseline =
+    baselineDir === undefined
+      ? undefined
+      : { dir: baselineDir, label: values['baseline-label'] ?? basename(resolve(baselineDir)) };
   return {
     stores: only ? [only] : ['redis', 'etcd', 'postgres'],
+    scenarios,
+    kindsMs: contendedMs,
+    ...(baseline ? { baseline } : {}),
     contendedMs,
     contendedRounds: quick ? 1 : 2,
     contendedWarmupMs: quick ? 0 : 500,

@@ -2,6 +2,7 @@
  * Turns results into tables (absolute numbers and ratios against the floor and the best peer)
  * and checks the issues' targets.
  */
+import type { KindsResults } from './report-kinds.js';
 import type { ContendedResult } from './scenarios/contended.js';
 import type { ManyKeysResult } from './scenarios/many-keys.js';
 import type { UncontendedResult } from './scenarios/uncontended.js';
@@ -17,6 +18,8 @@ export interface StoreResults {
   readonly b1: readonly UncontendedResult[];
   readonly b2: readonly ContendedResult[];
   readonly b3?: readonly ManyKeysResult[];
+  /** B4–B6, the lock kinds (Redis). */
+  readonly kinds?: KindsResults;
   /**
    * Which peer rows B2's "best peer" is taken from: `tuned` (issue 4 compares against the peers'
    * tuned figures) or `any` (etcd, where every etcd3 row is a harness-chosen retry).

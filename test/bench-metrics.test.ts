@@ -11,6 +11,7 @@ import type { Contender, ContenderRole, LockClient } from '../bench/contenders/c
 import { checkTargets, type StoreResults } from '../bench/report.js';
 import { parseDuration } from '../bench/options.js';
 import { runContended, type ContendedResult } from '../bench/scenarios/contended.js';
+import { lateReaders, LATE_MARGIN_MS, mixedPlan } from '../bench/scenarios/kinds.js';
 import type { CounterFactory } from '../bench/scenarios/counter.js';
 
 describe('percentile (nearest rank)', () => {
@@ -324,5 +325,47 @@ describe('target checks (checkTargets)', () => {
     expect(checks.find((c) => c.target.startsWith('B2 ops/s'))?.measured).toBe(
       '3,000 ops/s (limit 2,500 ops/s)',
     );
+  });
+});
+
+describe('lock-kind metrics', () => {
+  const op = (kind: 'read' | 'write', askedAt: number, grantedAt: number) => ({
+    kind,
+    askedAt,
+    grantedAt,
+  });
+
+  it('counts, per writer, the readers that asked after it (beyond the margin) and got in first', () => {
+    const late = LATE_MARGIN_MS + 1;
+    const ops = [
+      op('write', 10, 50),
+      op('read', 5, 20), // asked before the writer: ahead of it, fine
+      op('read', 10 + late, 30), // asked after, in before: late
+      op('read', 10 + late + 1, 40), // late
+      op('read', 10 + late + 2, 60), // asked after, in after: fine
+      op('read', 10 + LATE_MARGIN_MS / 2, 15), // concurrent with the writer: not counted
+      op('write', 100, 101),
+    ];
+    expect(lateReaders(ops)).toEqual({ max: 2, writersPassed: 1, writers: 2 });
+    expect(lateReaders(ops.filter((o) => o.kind === 'read'))).toEqual({
+      max: 0,
+      writersPassed: 0,
+      writers: 0,
+    });
+  });
+
+  it('plans the same mix for every contender, about the share asked', () => {
+    const plan = mixedPlan(0.1);
+    const kinds = Array.from({ length: 8 }, (_, client) =>
+      Array.from({ length: 1000 }, (_, i) => plan(client, i)),
+    );
+    expect(kinds).toEqual(
+      Array.from({ length: 8 }, (_, client) =>
+        Array.from({ length: 1000 }, (_, i) => mixedPlan(0.1)(client, i)),
+      ),
+    );
+    const writes = kinds.flat().filter((kind) => kind === 'write').length;
+    expect(writes / 8000).toBeGreaterThan(0.08);
+    expect(writes / 8000).toBeLessThan(0.12);
   });
 });

@@ -9,22 +9,14 @@
  * in turn with a rotating start, so that drift of a shared, noisy machine hits all of them alike.
  */
 import { performance } from 'node:perf_hooks';
-import type { Contender, ContenderRole, LockClient } from '../contenders/contender.js';
+import type { Contender, LockClient } from '../contenders/contender.js';
 import { jainIndex, sameHolderShare, summarize } from '../metrics.js';
 import type { CounterClient, CounterFactory } from './counter.js';
 import { ErrorTally } from './error-tally.js';
+import { askUntilGranted, releaseCounted, runInRounds, type RoundsResult } from './rounds.js';
 
 /** B2 figures of one contender, over all its rounds. */
-export interface ContendedResult {
-  readonly name: string;
-  readonly role: ContenderRole;
-  readonly tuned: boolean;
-  readonly clients: number;
-  /** Timed window in all (the sum of the rounds). */
-  readonly durationMs: number;
-  readonly rounds: number;
-  /** Critical sections granted within the timed windows, per second. */
-  readonly opsPerSec: number;
+export interface ContendedResult extends RoundsResult {
   /** Wait per acquisition in milliseconds. */
   readonly waitP50Ms: number;
   readonly waitP99Ms: number;
@@ -88,16 +80,16 @@ class Lane {
     readonly contender: Contender,
     readonly key: string,
     readonly counterKey: string,
-    clients: number,
+    readonly options: ContendedOptions,
   ) {
-    this.perClient = new Array<number>(clients).fill(0);
+    this.perClient = new Array<number>(options.clients).fill(0);
     this.errors = new ErrorTally(contender.name);
   }
 
-  async open(options: ContendedOptions): Promise<void> {
-    for (let i = 0; i < options.clients; i++) {
+  async open(): Promise<void> {
+    for (let i = 0; i < this.options.clients; i++) {
       this.locks.push(await this.contender.createClient());
-      this.counters.push(await options.counter(this.counterKey));
+      this.counters.push(await this.options.counter(this.counterKey));
     }
     await this.counters[0]?.set(0);
   }
@@ -106,33 +98,26 @@ class Lane {
    * One window: every client loops until the deadline, then finishes what it started. An untimed
    * window (a warm-up) only counts its critical sections and overlaps, for the counter check.
    */
-  async window(durationMs: number, drainMs: number, timed = true): Promise<void> {
+  async window(durationMs: number, timed: boolean): Promise<void> {
     let inside = 0;
     const holders: number[] = [];
     if (timed) this.holders.push(holders);
     const started = performance.now();
     const deadline = started + durationMs;
-    const stuckAt = deadline + drainMs;
+    const stuckAt = deadline + this.options.drainMs;
     const loop = async (id: number): Promise<void> => {
       const lock = this.locks[id] as LockClient;
       const counter = this.counters[id] as CounterClient;
+      const who = `${this.contender.name}: client ${id}`;
       while (performance.now() < deadline) {
         const asked = performance.now();
-        let handle: unknown = null;
-        while (handle === null) {
-          try {
-            handle = await lock.acquire(this.key);
-            if (handle === null && timed) this.giveUps++;
-          } catch (error) {
-            this.errors.record(error);
-          }
-          if (handle !== null) break;
-          if (performance.now() > stuckAt) {
-            throw new Error(
-              `${this.contender.name}: client ${id} could not acquire within the drain`,
-            );
-          }
-        }
+        const handle = await askUntilGranted(
+          () => lock.acquire(this.key),
+          this,
+          timed,
+          stuckAt,
+          who,
+        );
         const granted = performance.now();
         if (++inside > 1) this.overlaps++;
         if (timed) {
@@ -143,11 +128,7 @@ class Lane {
         await counter.set((await counter.get()) + 1);
         this.sections++;
         inside--;
-        try {
-          await lock.release(handle);
-        } catch (error) {
-          this.errors.record(error);
-        }
+        await releaseCounted(() => lock.release(handle), this.errors);
       }
     };
     await Promise.all(this.locks.map((_, id) => loop(id)));
@@ -194,32 +175,16 @@ export async function runContendedInterleaved(
   contenders: readonly Contender[],
   options: ContendedOptions,
 ): Promise<ContendedResult[]> {
-  const rounds = options.rounds ?? 1;
   const lanes = contenders.map(
     (contender, index) =>
-      new Lane(
-        contender,
-        `${options.key}${index}`,
-        `${options.counterKey}${index}`,
-        options.clients,
-      ),
+      new Lane(contender, `${options.key}${index}`, `${options.counterKey}${index}`, options),
   );
-  try {
-    for (const lane of lanes) await lane.open(options);
-    for (let round = 0; round < rounds; round++) {
-      for (let i = 0; i < lanes.length; i++) {
-        const lane = lanes[(round + i) % lanes.length] as Lane;
-        if (lane.rounds === 0 && (options.warmupMs ?? 0) > 0) {
-          await lane.window(options.warmupMs ?? 0, options.drainMs, false);
-        }
-        await lane.window(options.durationMs / rounds, options.drainMs);
-        if (lane.rounds === rounds) options.onResult?.(await lane.result());
-      }
-    }
-    return await Promise.all(lanes.map((lane) => lane.result()));
-  } finally {
-    await Promise.all(lanes.map((lane) => lane.close()));
-  }
+  return runInRounds(lanes, {
+    rounds: options.rounds ?? 1,
+    durationMs: options.durationMs,
+    warmupMs: options.warmupMs ?? 0,
+    onResult: options.onResult,
+  });
 }
 
 /** Run B2 for one contender. */
@@ -229,4 +194,39 @@ export async function runContended(
 ): Promise<ContendedResult> {
   const [result] = await runContendedInterleaved([contender], options);
   return result as ContendedResult;
+}
+
+/**
+ * B2 as both stores run it: `clients` clients per contender for the run's contended duration, in
+ * its rounds after its warm-up, progress logged per contender.
+ */
+export function runB2(
+  store: string,
+  contenders: readonly Contender[],
+  options: {
+    readonly clients: number;
+    readonly contendedMs: number;
+    readonly contendedRounds: number;
+    readonly contendedWarmupMs: number;
+  },
+  keys: { readonly key: string; readonly counterKey: string; readonly counter: CounterFactory },
+  log: (line: string) => void,
+): Promise<ContendedResult[]> {
+  log(
+    `${store} B2: ${contenders.length} contenders × ${options.contendedMs / 1000} s ` +
+      `in ${options.contendedRounds} interleaved round(s), after ${options.contendedWarmupMs / 1000} s of warm-up each`,
+  );
+  return runContendedInterleaved(contenders, {
+    clients: options.clients,
+    durationMs: options.contendedMs,
+    rounds: options.contendedRounds,
+    warmupMs: options.contendedWarmupMs,
+    drainMs: 15_000,
+    ...keys,
+    onResult: (result) =>
+      log(
+        `${store} B2: ${result.name.padEnd(28)} ${Math.round(result.opsPerSec)} ops/s, ` +
+          `p99 wait ${result.waitP99Ms.toFixed(1)} ms${result.correct ? '' : '  *** COUNTER CHECK FAILED ***'}`,
+      ),
+  });
 }

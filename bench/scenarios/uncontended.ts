@@ -113,3 +113,15 @@ export async function runUncontended(
     await Promise.all(lanes.map((lane) => lane.client.close()));
   }
 }
+
+/** B1 as both stores run it: the contenders interleaved for the run's budget, progress logged. */
+export function runB1(
+  store: string,
+  contenders: readonly Contender[],
+  budgetMs: number,
+  chunks: Omit<UncontendedOptions, 'budgetMs' | 'onProgress'>,
+  log: (line: string) => void,
+): Promise<UncontendedResult[]> {
+  log(`${store} B1: ${contenders.length} contenders interleaved for ${budgetMs / 1000} s`);
+  return runUncontended(contenders, { ...chunks, budgetMs, onProgress: log });
+}

@@ -45,8 +45,12 @@ async function outcome(call: () => Promise<unknown>): Promise<{ error: unknown; 
   }
 }
 
-/** Everything a reader (or a log) could get out of `error`, as text. */
-function everythingIn(error: unknown): string {
+/**
+ * Everything a reader (or a log) could get out of `error`, as text: `util.inspect` at any depth
+ * with hidden properties, the message and stack of each error in its cause chain, and their own
+ * properties as JSON. A backend's own tests use it to check that no secret is reachable.
+ */
+export function everythingIn(error: unknown): string {
   const parts = [inspect(error, { depth: Infinity, showHidden: true }), String(error)];
   for (let e: unknown = error, depth = 0; e !== undefined && e !== null && depth < 10; depth += 1) {
     if (e instanceof Error) parts.push(e.message, e.stack ?? '');

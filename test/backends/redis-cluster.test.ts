@@ -41,7 +41,7 @@ runConformanceSuite({
 });
 
 describe('redis backend on a cluster', () => {
-  it('spreads locks over the masters, each lock in one slot', async () => {
+  it('spreads locks over the masters, each lock (and its fence counter) in one slot', async () => {
     const probe = new Cluster([...cluster.nodes]);
     clients.push(probe);
     const locks = createLocks({ backend: redisBackend({ client: probe }) });
@@ -49,9 +49,12 @@ describe('redis backend on a cluster', () => {
     const leases = await Promise.all(keys.map((key) => locks.acquire(key, { waitMs: 0 })));
     const owners = new Set<string>();
     for (const key of keys) {
-      const lockKey = lockKeys('distlock:', key).lock;
+      const { lock: lockKey, fence, queue, waiters } = lockKeys('distlock:', key);
       const slot = Number(await probe.cluster('KEYSLOT', lockKey));
-      expect(Number(await probe.cluster('KEYSLOT', `${lockKey}:f`))).toBe(slot);
+      for (const other of [fence, queue, waiters, `${lockKey}:s`, `${lockKey}:h`]) {
+        expect(Number(await probe.cluster('KEYSLOT', other)), other).toBe(slot);
+      }
+      expect(await probe.exists(fence), 'the fence counter of the slot').toBe(1);
       const slots = (await probe.cluster('SLOTS')) as unknown as [
         number,
         number,

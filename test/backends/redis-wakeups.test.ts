@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Wakeups, type PopOutcome } from '../../src/backends/redis/wakeups.js';
+import type { PopOutcome } from '../../src/backends/redis/connection.js';
+import { Wakeups } from '../../src/backends/redis/wakeups.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

@@ -36,6 +36,17 @@ runConformanceSuite({
   name: 'redis',
   createBackend: () => redisBackend({ url: conformanceServer.url }),
   processBackendModule: fixture,
+  // Nothing listens on port 1 of loopback: every connect is refused.
+  createUnreachableBackend: () => redisBackend({ url: 'redis://127.0.0.1:1' }),
+  // The server has no such user: AUTH is refused (and ioredis's error carries the arguments).
+  createBackendWithSecret: () => {
+    const secret = 'Secr3tPw-conformance';
+    const { port } = new URL(conformanceServer.url);
+    return {
+      backend: redisBackend({ url: `redis://nobody:${secret}@127.0.0.1:${port}` }),
+      secret,
+    };
+  },
 });
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

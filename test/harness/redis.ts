@@ -25,18 +25,30 @@ function ensureRedis(): void {
   requireCommand('redis', 'redis-cli');
 }
 
-async function redisCli(port: number, args: string[]): Promise<string> {
+/** Run `redis-cli`; `password` (a server's `--requirepass`) goes through the environment. */
+async function redisCli(port: number, args: string[], password?: string): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
     timeout: 10_000,
+    ...(password === undefined ? {} : { env: { ...process.env, REDISCLI_AUTH: password } }),
   });
   return stdout;
+}
+
+/** The `--requirepass` among a server's arguments. */
+function passwordIn(args: readonly string[]): string | undefined {
+  const at = args.indexOf('--requirepass');
+  return at < 0 ? undefined : args[at + 1];
 }
 
 /**
  * Wait until `child` answers on `port`. The answer must come from `child` itself (its process
  * id): if the port was taken, another test's server may answer while `child` is still exiting.
  */
-async function waitForPing(port: number, child: ChildProcess & { output: () => string }) {
+async function waitForPing(
+  port: number,
+  child: ChildProcess & { output: () => string },
+  password?: string,
+) {
   try {
     await waitUntil(
       `redis-server on port ${port}`,
@@ -44,7 +56,7 @@ async function waitForPing(port: number, child: ChildProcess & { output: () => s
         if (child.exitCode !== null) {
           throw new WillNotHappen(`redis-server exited:\n${child.output()}`);
         }
-        const info = await redisCli(port, ['info', 'server']);
+        const info = await redisCli(port, ['info', 'server'], password);
         const pid = /process_id:(\d+)/.exec(info)?.[1];
         if (pid !== undefined && Number(pid) !== child.pid) {
           throw new WillNotHappen(`port ${port} is another redis-server's (pid ${pid})`);
@@ -75,7 +87,8 @@ export interface RedisServer {
 }
 
 /**
- * Start a standalone redis-server on a free loopback port.
+ * Start a standalone redis-server on a free loopback port, with `extraArgs` added to its command
+ * line (e.g. `['--requirepass', 'pw']`).
  *
  * @example
  * ```ts
@@ -84,12 +97,12 @@ export interface RedisServer {
  * await redis.stop();
  * ```
  */
-export async function startRedis(): Promise<RedisServer> {
+export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
   ensureRedis();
-  return startOnFreePorts(startRedisOnce);
+  return startOnFreePorts(() => startRedisOnce(extraArgs));
 }
 
-async function startRedisOnce(): Promise<RedisServer> {
+async function startRedisOnce(extraArgs: readonly string[]): Promise<RedisServer> {
   const port = await freePort();
   const spawnOne = async () => {
     const child = spawnServer('redis-server', [
@@ -101,8 +114,9 @@ async function startRedisOnce(): Promise<RedisServer> {
       '',
       '--appendonly',
       'no',
+      ...extraArgs,
     ]);
-    await waitForPing(port, child);
+    await waitForPing(port, child, passwordIn(extraArgs));
     return child;
   };
   let child = await spawnOne();
@@ -112,7 +126,7 @@ async function startRedisOnce(): Promise<RedisServer> {
     get process() {
       return child;
     },
-    cli: (args) => redisCli(port, args),
+    cli: (args) => redisCli(port, args, passwordIn(extraArgs)),
     kill: () => killAndWait(child),
     async restart() {
       await killAndWait(child);

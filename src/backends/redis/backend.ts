@@ -1,12 +1,16 @@
 /**
  * The Redis lock backend: each operation is one Lua script, so one round trip; waiters queue in
- * Redis and the release script hands the lock to the longest live waiter (see queued-acquire.ts).
+ * Redis and the release script hands the lock to the longest live waiters (see queued-acquire.ts).
+ * Exclusive holdings (a mutex, a writer) and shared ones (readers, semaphore permits) are one
+ * lock per key, under the rules of `core/kinds.ts` (see `scripts/common.lua.ts`). The client
+ * library is behind `RedisConnection` (`./ioredis/` today).
  */
 import type {
   AcquireRequest,
   AcquireResult,
   BackendCapabilities,
   ExtendResult,
+  HolderInfo,
   LeaseRef,
   LockBackend,
   LockInfo,
@@ -14,12 +18,15 @@ import type {
   QueuedAcquireOptions,
   ReleaseOutcome,
 } from '../../core/backend.js';
-import type { Cluster } from 'ioredis';
-import { BackendError, LockClosedError } from '../../core/errors.js';
-import { BlockingPool } from './blocking-pool.js';
+import type { Cluster, Redis } from 'ioredis';
+import { LockClosedError } from '../../core/errors.js';
+import { luaScript } from './connection.js';
+import { IoredisConnection } from './ioredis/connection.js';
 import { lockKeys, lockNameOf, scanPattern, type LockKeys } from './keys.js';
+import { contractLimit, limitMismatch, scriptLimit } from './limits.js';
 import { resolveOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { acquireInQueue, type Granted, type QueueContext } from './queued-acquire.js';
+import { ENQUEUE_SHARED_LUA } from './scripts/enqueue-shared.lua.js';
 import { ENQUEUE_LUA } from './scripts/enqueue.lua.js';
 import { EXTEND_LUA } from './scripts/extend.lua.js';
 import { FORCE_RELEASE_LUA } from './scripts/force-release.lua.js';
@@ -27,12 +34,14 @@ import { INSPECT_LUA } from './scripts/inspect.lua.js';
 import { LEAVE_LUA } from './scripts/leave.lua.js';
 import { POLL_LUA } from './scripts/poll.lua.js';
 import { RELEASE_LUA } from './scripts/release.lua.js';
+import { TRY_ACQUIRE_SHARED_LUA } from './scripts/try-acquire-shared.lua.js';
 import { TRY_ACQUIRE_LUA } from './scripts/try-acquire.lua.js';
-import { luaScript, ScriptRunner, type RedisClient } from './script-runner.js';
 
 const SCRIPTS = Object.freeze({
   tryAcquire: luaScript('tryAcquire', TRY_ACQUIRE_LUA),
+  tryAcquireShared: luaScript('tryAcquire', TRY_ACQUIRE_SHARED_LUA),
   enqueue: luaScript('acquire', ENQUEUE_LUA),
+  enqueueShared: luaScript('acquire', ENQUEUE_SHARED_LUA),
   poll: luaScript('acquire', POLL_LUA),
   leave: luaScript('acquire', LEAVE_LUA),
   extend: luaScript('extend', EXTEND_LUA),
@@ -41,7 +50,7 @@ const SCRIPTS = Object.freeze({
   forceRelease: luaScript('forceRelease', FORCE_RELEASE_LUA),
 });
 
-/** A lock's keys, and the same as the `KEYS` list most scripts take (shared, never mutated). */
+/** A lock's keys, and the same as the `KEYS` list every script takes (shared, never mutated). */
 interface CachedKeys {
   readonly keys: LockKeys;
   readonly list: readonly string[];
@@ -58,26 +67,26 @@ export class RedisBackend implements LockBackend {
     notify: false,
     fifo: true,
     crossProcess: true,
+    shared: true,
   });
 
   readonly #options: ResolvedRedisOptions;
-  readonly #runner: ScriptRunner;
-  readonly #pool: BlockingPool;
+  readonly #connection: IoredisConnection;
   readonly #queue: QueueContext;
   readonly #keyCache = new Map<string, CachedKeys>();
   #closed: Promise<void> | undefined;
 
   constructor(options: RedisBackendOptions) {
     this.#options = resolveOptions(options);
-    this.#runner = new ScriptRunner(
-      this.#options.client,
-      this.#options.commandTimeoutMs,
-      this.#options.secret,
-    );
-    this.#pool = new BlockingPool(this.#options.client, this.#options.maxBlockingConnections);
+    this.#connection = new IoredisConnection({
+      client: options.client,
+      url: options.url,
+      redisOptions: options.redisOptions,
+      commandTimeoutMs: this.#options.commandTimeoutMs,
+      maxBlockingConnections: this.#options.maxBlockingConnections,
+    });
     this.#queue = {
-      runner: this.#runner,
-      pool: this.#pool,
+      connection: this.#connection,
       scripts: SCRIPTS,
       queueEntryTtlMs: this.#options.queueEntryTtlMs,
       pollIntervalMs: this.#options.pollIntervalMs,
@@ -88,16 +97,18 @@ export class RedisBackend implements LockBackend {
   }
 
   /** The ioredis client in use (yours, or the one built from `url`). */
-  get client(): RedisClient {
-    return this.#options.client;
+  get client(): Redis | Cluster {
+    return this.#connection.client;
   }
 
   async tryAcquire(request: AcquireRequest, options?: OperationOptions): Promise<AcquireResult> {
     this.#throwIfClosed();
-    const reply = (await this.#runner.run(
-      SCRIPTS.tryAcquire,
+    const shared = request.mode === 'shared';
+    const ttlMs = Math.ceil(request.ttlMs);
+    const reply = (await this.#connection.run(
+      shared ? SCRIPTS.tryAcquireShared : SCRIPTS.tryAcquire,
       this.#keysOf(request.key).list,
-      [request.token, Math.ceil(request.ttlMs)],
+      shared ? [request.token, ttlMs, scriptLimit(request.limit)] : [request.token, ttlMs],
       {
         signal: options?.signal,
         // Nobody will learn of a late success: give it back rather than block the key for a TTL.
@@ -107,6 +118,7 @@ export class RedisBackend implements LockBackend {
       },
     )) as [number, string | number];
     if (reply[0] === 1) return { acquired: true, fence: BigInt(reply[1]) };
+    if (reply[0] === -2) throw limitMismatch(request, reply[1]);
     const remaining = Number(reply[1]);
     return remaining >= 0 ? { acquired: false, retryAfterMs: remaining } : { acquired: false };
   }
@@ -124,7 +136,7 @@ export class RedisBackend implements LockBackend {
 
   async extend(lease: LeaseRef, ttlMs: number, options?: OperationOptions): Promise<ExtendResult> {
     this.#throwIfClosed();
-    const code = await this.#runner.run(
+    const code = await this.#connection.run(
       SCRIPTS.extend,
       this.#keysOf(lease.key).list,
       [lease.token, Math.ceil(ttlMs)],
@@ -136,7 +148,7 @@ export class RedisBackend implements LockBackend {
 
   async release(lease: LeaseRef, options?: OperationOptions): Promise<ReleaseOutcome> {
     this.#throwIfClosed();
-    const code = await this.#runner.run(
+    const code = await this.#connection.run(
       SCRIPTS.release,
       this.#keysOf(lease.key).list,
       [lease.token],
@@ -155,29 +167,39 @@ export class RedisBackend implements LockBackend {
 
   async inspect(key: string, options?: OperationOptions): Promise<LockInfo | null> {
     this.#throwIfClosed();
-    const keys = lockKeys(this.#options.prefix, key);
-    const reply = (await this.#runner.run(
-      SCRIPTS.inspect,
-      [keys.lock, keys.fence, keys.queue],
-      [],
-      {
-        signal: options?.signal,
-      },
-    )) as [string, string, number, number] | null;
+    const reply = (await this.#connection.run(SCRIPTS.inspect, this.#keysOf(key).list, [], {
+      signal: options?.signal,
+    })) as [string, number, number, ...(string | number)[]] | null;
     if (!reply) return null;
-    const [token, fence, remainingMs, waiters] = reply;
+    const [mode, limit, waiters] = reply;
+    const holders: HolderInfo[] = [];
+    for (let i = 3; i + 2 < reply.length; i += 3) {
+      const remainingMs = Number(reply[i + 2]);
+      holders.push({
+        token: String(reply[i]),
+        fence: BigInt(reply[i + 1]!),
+        remainingMs: remainingMs >= 0 ? remainingMs : null,
+        mode: mode === 'shared' ? 'shared' : 'exclusive',
+      });
+    }
+    holders.sort((a, b) => (a.fence < b.fence ? -1 : a.fence > b.fence ? 1 : 0));
+    const newest = holders[holders.length - 1];
+    if (!newest) return null;
     return {
       key,
-      token,
-      fence: BigInt(fence),
-      remainingMs: remainingMs >= 0 ? remainingMs : null,
+      token: newest.token,
+      fence: newest.fence,
+      remainingMs: newest.remainingMs,
       waiters,
+      mode: newest.mode,
+      holders,
+      ...(mode === 'shared' ? { limit: contractLimit(limit) } : {}),
     };
   }
 
   async forceRelease(key: string, options?: OperationOptions): Promise<boolean> {
     this.#throwIfClosed();
-    const removed = await this.#runner.run(SCRIPTS.forceRelease, this.#keysOf(key).list, [], {
+    const removed = await this.#connection.run(SCRIPTS.forceRelease, this.#keysOf(key).list, [], {
       signal: options?.signal,
     });
     return removed === 1;
@@ -186,33 +208,25 @@ export class RedisBackend implements LockBackend {
   /** Holders of every lock whose key starts with `prefix` (a `SCAN` of each master). */
   async list(prefix: string, options?: OperationOptions): Promise<LockInfo[]> {
     this.#throwIfClosed();
-    const client = this.#options.client;
-    const nodes: RedisClient[] = client.isCluster ? (client as Cluster).nodes('master') : [client];
-    const pattern = scanPattern(this.#options.prefix, prefix);
+    const found = await this.#connection.scan(
+      scanPattern(this.#options.prefix, prefix),
+      options?.signal,
+    );
     const names = new Set<string>();
-    try {
-      for (const node of nodes) {
-        let cursor = '0';
-        do {
-          options?.signal?.throwIfAborted();
-          const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
-          cursor = next;
-          for (const redisKey of found) {
-            const name = lockNameOf(this.#options.prefix, redisKey);
-            if (name !== undefined && name.startsWith(prefix)) names.add(name);
-          }
-        } while (cursor !== '0');
-      }
-    } catch (error) {
-      if (options?.signal?.aborted) throw options.signal.reason;
-      throw new BackendError('redis list failed', { cause: error, retryable: true });
+    for (const redisKey of found) {
+      const name = lockNameOf(this.#options.prefix, redisKey);
+      if (name !== undefined && name.startsWith(prefix)) names.add(name);
     }
     const infos = await Promise.all([...names].sort().map((name) => this.inspect(name, options)));
     return infos.filter((info): info is LockInfo => info !== null);
   }
 
-  /** End queued acquires (they leave their queues), close blocking connections, and quit the
-   * client if the backend built it. Idempotent. */
+  /**
+   * End queued acquires (they leave their queues), close blocking connections, and quit the
+   * client if the backend built it. Idempotent. Not needed for the process to exit: the
+   * backend's own connections are unref'd while nothing is in flight or waiting (a client you
+   * passed in is yours to quit).
+   */
   close(): Promise<void> {
     this.#closed ??= this.#close();
     return this.#closed;
@@ -223,11 +237,7 @@ export class RedisBackend implements LockBackend {
     const waits = [...this.#queue.waits];
     for (const [wait] of waits) wait.abort(reason);
     await Promise.allSettled(waits.map(([, waiting]) => waiting));
-    this.#pool.close();
-    if (this.#options.ownsClient) {
-      const client = this.#options.client;
-      await client.quit().catch(() => client.disconnect());
-    }
+    await this.#connection.close();
   }
 
   /** The Redis keys of `key`, built once per lock while it is in use. */

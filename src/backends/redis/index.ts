@@ -1,8 +1,14 @@
 /**
  * `distlock/redis`: locks in Redis (standalone or Cluster) over ioredis. One Lua script per
- * operation (one round trip), a fence counter incremented with every grant, a FIFO queue of
- * waiters with the lock handed over inside the release script, and typed retryable errors when
- * Redis is unreachable.
+ * operation (one round trip), a fence from the counter of the lock's Cluster slot with every
+ * grant (bounded state: see `keys.ts`), a FIFO queue of waiters with the lock handed over inside
+ * the release script, read-write locks and semaphores on the same keys (`locks.readWrite(key)`,
+ * `locks.semaphore(key, { limit })`: shared holders in a sorted set by expiry, a waiting writer
+ * keeps later readers out), and typed retryable errors whose cause chain ends at the root cause
+ * when Redis is unreachable.
+ *
+ * A backend built from a `url` owns its connections: `close()` quits them, and while nothing is in
+ * flight or waiting they do not keep the process alive (a script that forgets `close()` exits).
  *
  * @example
  * ```ts
@@ -14,6 +20,7 @@
  * await locks.withLock('order:42', async (lease) => {
  *   await charge({ fence: lease.fence, signal: lease.signal });
  * });
+ * await locks.semaphore('exports', { limit: 3 }).withPermit(() => runExport());
  * // Or let the backend own its connection (closed by `locks.close()`):
  * const own = redisBackend({ url: 'redis://127.0.0.1:6379' });
  * ```
@@ -22,7 +29,8 @@ import { RedisBackend } from './backend.js';
 import type { RedisBackendOptions } from './options.js';
 
 export { RedisBackend } from './backend.js';
-export { REDIS_CLIENT_DEFAULTS, REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
+export { REDIS_CLIENT_DEFAULTS } from './ioredis/connection.js';
+export { REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
 
 /**
  * A lock backend over Redis. Pass your ioredis `client` (a `Redis` or a `Cluster`; it stays

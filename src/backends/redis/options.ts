@@ -1,24 +1,30 @@
 /**
- * Options of the Redis backend: defaults in one frozen object, validated eagerly, and the client
- * built from a URL when the user does not pass one.
+ * Options of the Redis backend: defaults in one frozen object, validated eagerly. How to reach
+ * Redis (`client`, `url`, `redisOptions`) is the client layer's business (`./ioredis/`).
  */
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../core/errors.js';
-import type { RedisClient } from './script-runner.js';
 
 /** Options of {@link redisBackend}: pass exactly one of `client` or `url`. */
 export interface RedisBackendOptions {
-  /** Your ioredis `Redis` or `Cluster` client. It stays open when the backend closes. */
+  /**
+   * Your ioredis `Redis` or `Cluster` client. It stays open when the backend closes. The backend
+   * listens to its `error` events while open (to give a failure its root cause), which also
+   * keeps ioredis from printing them as unhandled.
+   */
   readonly client?: Redis | Cluster;
   /**
-   * A `redis://` or `rediss://` URL; the backend builds its own client (failing fast while
-   * Redis is unreachable, see {@link REDIS_CLIENT_DEFAULTS}) and quits it on `close()`.
+   * A `redis://` or `rediss://` URL with a host; the backend builds its own client (failing fast
+   * while Redis is unreachable, and within `connectTimeout` for an address that never answers:
+   * see `REDIS_CLIENT_DEFAULTS`) and quits it on `close()`.
    */
   readonly url?: string;
   /** Extra ioredis options for the client built from `url`. @default none */
   readonly redisOptions?: RedisOptions;
   /**
-   * Prepended to every Redis key. Keys look like `<prefix>{<lock key>}` plus suffixes.
+   * Prepended to every Redis key. Keys look like `<prefix>{<lock key>}` plus suffixes, and
+   * `<prefix>fences{<tag>}` for the fence counters. It may not contain `{` or `}`: a hash tag in
+   * the prefix would put every lock in one Redis Cluster slot.
    * @default 'distlock:'
    */
   readonly prefix?: string;
@@ -57,26 +63,8 @@ export const REDIS_DEFAULTS = Object.freeze({
   maxBlockingConnections: 16,
 });
 
-/**
- * ioredis options of a client built from a URL. A lock operation must not wait in a queue for a
- * reconnect (its lease's clock keeps running) nor be resent after one (its outcome would be
- * unknown): a command in flight when the connection drops fails at once, commands sent while
- * reconnecting fail at once (see `ScriptRunner`), and only the first connect is waited for.
- */
-export const REDIS_CLIENT_DEFAULTS = Object.freeze({
-  maxRetriesPerRequest: 0,
-  enableOfflineQueue: true,
-  autoResendUnfulfilledCommands: false,
-  connectTimeout: 2_000,
-  retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
-} satisfies RedisOptions);
-
-/** Validated options: every field present. */
+/** Validated options of the lock logic: every field present. */
 export interface ResolvedRedisOptions {
-  readonly client: RedisClient;
-  readonly ownsClient: boolean;
-  /** The password to scrub from error messages, if known. */
-  readonly secret: string | undefined;
   readonly prefix: string;
   readonly commandTimeoutMs: number;
   readonly queueEntryTtlMs: number;
@@ -91,50 +79,18 @@ function positiveInteger(option: string, value: unknown, max = 2_147_483_647): n
   return value;
 }
 
-function isRedisClient(value: unknown): value is RedisClient {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as RedisClient).evalsha === 'function' &&
-    typeof (value as RedisClient).duplicate === 'function'
-  );
-}
-
-function clientFromUrl(url: unknown, redisOptions: RedisOptions | undefined): Redis {
-  let parsed: URL;
-  try {
-    if (typeof url !== 'string') throw new TypeError('not a string');
-    parsed = new URL(url);
-  } catch {
-    // Never echo the URL: it may carry a password.
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
-  }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
-  }
-  const client = new Redis(url as string, { ...REDIS_CLIENT_DEFAULTS, ...redisOptions });
-  // Failures surface as typed errors of each operation; without a listener ioredis logs them.
-  client.on('error', () => undefined);
-  return client;
-}
-
-function passwordOf(client: RedisClient, url: string | undefined): string | undefined {
-  if (url !== undefined) {
-    const password = new URL(url).password;
-    return password ? decodeURIComponent(password) : undefined;
-  }
-  const options = client.isCluster
-    ? (client as Cluster).options.redisOptions
-    : (client as Redis).options;
-  return options?.password || undefined;
-}
-
 export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptions {
   if (typeof options !== 'object' || options === null) {
     throw new InvalidArgumentError('options', 'must be an object with `client` or `url`');
   }
   const prefix = options.prefix ?? REDIS_DEFAULTS.prefix;
   if (typeof prefix !== 'string') throw new InvalidArgumentError('prefix', 'must be a string');
+  if (/[{}]/.test(prefix)) {
+    throw new InvalidArgumentError(
+      'prefix',
+      'must not contain "{" or "}" (Redis Cluster hash tags)',
+    );
+  }
   const commandTimeoutMs = positiveInteger(
     'commandTimeoutMs',
     options.commandTimeoutMs ?? REDIS_DEFAULTS.commandTimeoutMs,
@@ -157,22 +113,5 @@ export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptio
   ) {
     throw new InvalidArgumentError('maxBlockingConnections', 'must be an integer >= 0');
   }
-
-  if ((options.client === undefined) === (options.url === undefined)) {
-    throw new InvalidArgumentError('client', 'pass exactly one of `client` or `url`');
-  }
-  if (options.client !== undefined && !isRedisClient(options.client)) {
-    throw new InvalidArgumentError('client', 'must be an ioredis Redis or Cluster instance');
-  }
-  const client = options.client ?? clientFromUrl(options.url, options.redisOptions);
-  return {
-    client,
-    ownsClient: options.client === undefined,
-    secret: passwordOf(client, options.url),
-    prefix,
-    commandTimeoutMs,
-    queueEntryTtlMs,
-    pollIntervalMs,
-    maxBlockingConnections,
-  };
+  return { prefix, commandTimeoutMs, queueEntryTtlMs, pollIntervalMs, maxBlockingConnections };
 }

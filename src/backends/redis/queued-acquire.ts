@@ -33,14 +33,18 @@
  * there (its TTL restarts), so that poll's own send time is used.
  */
 import { randomBytes } from 'node:crypto';
-import { Command, type Redis } from 'ioredis';
 import type { AcquireRequest, QueuedAcquireOptions } from '../../core/backend.js';
-import { LockClosedError } from '../../core/errors.js';
-import { toLockError } from './errors.js';
+import { BackendError, LockClosedError, LockError } from '../../core/errors.js';
+import { limitMismatch, scriptLimit } from './limits.js';
+import type {
+  BlockingConnection,
+  LuaScript,
+  PopOutcome,
+  RedisConnection,
+  RunOptions,
+} from './connection.js';
 import { notifyKey, type LockKeys } from './keys.js';
-import type { BlockingPool } from './blocking-pool.js';
-import { Wakeups, type PopOutcome } from './wakeups.js';
-import type { LuaScript, RedisClient, RunOptions, ScriptRunner } from './script-runner.js';
+import { Wakeups } from './wakeups.js';
 
 /** A granted acquire, as the backend contract wants it. */
 export interface Granted {
@@ -50,10 +54,10 @@ export interface Granted {
 }
 
 export interface QueueContext {
-  readonly runner: ScriptRunner;
-  readonly pool: BlockingPool;
+  readonly connection: RedisConnection;
   readonly scripts: {
     readonly enqueue: LuaScript;
+    readonly enqueueShared: LuaScript;
     readonly poll: LuaScript;
     readonly leave: LuaScript;
   };
@@ -69,9 +73,6 @@ export interface QueueContext {
   /** True once `close()` has begun (a wait that queues after that is ended at once). */
   readonly closing: () => boolean;
 }
-
-/** Server-side `BLPOP` timeout: re-issued after this, so a silently dead socket is noticed. */
-const BLPOP_TIMEOUT_S = 10;
 
 interface StepReply {
   readonly code: number;
@@ -94,8 +95,9 @@ function jittered(ms: number, spread = 0.5): number {
 }
 
 /**
- * Take the lock if it is free, else wait in its queue until granted; rejects with
- * `signal.reason` after leaving the queue (and releasing a grant that raced the abort).
+ * Take the lock if the request may hold now, else wait in its queue until granted; rejects with
+ * `signal.reason` after leaving the queue (and releasing a grant that raced the abort), or with
+ * `LimitMismatchError` (nothing queued) for a shared request whose limit is not the key's.
  *
  * The abort is first listened to once the lock was not granted at once, through
  * `options.onAbort` when the core passes it: the core builds its deadline's signal (a
@@ -113,12 +115,12 @@ export async function acquireInQueue(
   let start: Start;
   if (contended.has(keys.lock)) {
     // Queued last time: join the queue and block in one write (see startBlocking).
-    start = (await startBlocking(line)) ?? { reply: await step(line, context.scripts.enqueue) };
+    start = (await startBlocking(line)) ?? { reply: await step(line, line.enqueue) };
   } else {
     // The uncontended path: one script, as little as possible around it.
     const sentAt = Date.now();
-    const reply = (await context.runner.run(
-      context.scripts.enqueue,
+    const reply = (await context.connection.run(
+      line.enqueue,
       line.scriptKeys,
       line.args,
       line,
@@ -126,6 +128,10 @@ export async function acquireInQueue(
     if (typeof reply !== 'object')
       return { acquired: true, fence: BigInt(reply), startedAt: sentAt };
     start = { reply: stepReply(reply, sentAt) };
+  }
+  if (start.reply.code === REFUSED) {
+    if (start.connection) releaseWhenPopped(context, start.connection, start.pop);
+    throw limitMismatch(request, start.reply.value);
   }
   // The store answered: from here on a failure happened mid-wait, and the core retries it.
   options.onQueued?.();
@@ -142,6 +148,8 @@ export async function acquireInQueue(
   }
   const wakeups = new Wakeups();
   const stopListening = listenForAbort(options, (reason) => wakeups.abort(reason));
+  // A waiter keeps the process alive (the backend's own connections otherwise do not).
+  const stopKeepingAlive = context.connection.keepAlive();
   const waiting = waitInLine(line, start, wakeups);
   // Kept as is (the caller awaits it below): close() waits for it with allSettled.
   context.waits.set(wakeups, waiting);
@@ -151,6 +159,7 @@ export async function acquireInQueue(
   } finally {
     context.waits.delete(wakeups);
     stopListening();
+    stopKeepingAlive();
   }
 }
 
@@ -173,90 +182,68 @@ function listenForAbort(
 /** Keys remembered as contended (their last acquire here queued) before the memory is reset. */
 const MAX_CONTENDED_KEYS = 10_000;
 
+/** A step's code when a shared request's limit is not the key's (`{-2, heldLimit}`). */
+const REFUSED = -2;
+
 /** The first step's reply, and the blocking connection with its `BLPOP` if it was sent too. */
 interface Start {
   readonly reply: StepReply;
-  readonly connection?: RedisClient;
+  readonly connection?: BlockingConnection;
   readonly pop?: Promise<PopOutcome>;
 }
 
 /**
  * On a key that was contended, send the enqueue script and the `BLPOP` on one blocking
  * connection in one write: the waiter blocks at once, with one system call instead of two (the
- * script pushes a wake marker if it grants directly). Undefined when that is not possible (no
- * connection to spare, a cluster, or not connected yet).
+ * script pushes a wake marker unless it queued the waiter). Undefined when that is not possible
+ * (no connection to spare, or not connected yet).
  */
 async function startBlocking(line: Line): Promise<Start | undefined> {
   const { context } = line;
-  const connection = context.pool.take();
+  const connection = context.connection.takeBlocking();
   if (!connection) return undefined;
-  const socket = connection.isCluster ? undefined : (connection as Redis).stream;
-  if (!socket || connection.status !== 'ready') {
-    context.pool.give(connection, connection.status !== 'end');
+  const sentAt = Date.now();
+  const sent = connection.runThenPop(line.enqueue, line.scriptKeys, line.blockedArgs, line.notify);
+  if (!sent) {
+    context.connection.giveBlocking(connection, true);
     return undefined;
   }
-  const sentAt = Date.now();
-  socket.cork();
-  let enqueued: Promise<unknown>;
-  let pop: Promise<PopOutcome>;
   try {
-    // Through the runner, whose one sweeping interval bounds the wait for the answer.
-    enqueued = context.runner.run(context.scripts.enqueue, line.scriptKeys, line.blockedArgs, {
-      via: connection as Redis,
-    });
-    pop = blockingPop(connection, line.notify);
-  } finally {
-    socket.uncork();
-  }
-  try {
-    const reply = (await enqueued) as RawReply;
-    return { reply: stepReply(reply, sentAt), connection, pop };
+    const reply = (await sent.reply) as RawReply;
+    return { reply: stepReply(reply, sentAt), connection, pop: sent.pop };
   } catch (error) {
     // Wake the BLPOP (nothing was queued if the script did not run), then fail typed.
     await leaveQueue(line);
-    releaseWhenPopped(context, connection, pop);
-    throw toLockError(error, 'acquire');
+    releaseWhenPopped(context, connection, sent.pop);
+    throw typed(error);
   }
-}
-
-/**
- * Send one command on a standalone connection as a bare `Command`: a waiter's hot path, without
- * ioredis's per-method wrapper (argument flattening, callback support).
- */
-function send(connection: Redis, name: string, args: (string | number)[]): Promise<unknown> {
-  const command = new Command(name, args, {
-    keyPrefix: connection.options.keyPrefix,
-    replyEncoding: 'utf8',
-  });
-  void connection.sendCommand(command);
-  return command.promise;
-}
-
-function blockingPop(connection: RedisClient, notify: string): Promise<PopOutcome> {
-  const popped = connection.isCluster
-    ? connection.blpop(notify, BLPOP_TIMEOUT_S)
-    : (send(connection as Redis, 'blpop', [notify, BLPOP_TIMEOUT_S]) as Promise<
-        [string, string] | null
-      >);
-  return popped.then(
-    (value): PopOutcome => ({ kind: 'reply', value }),
-    (): PopOutcome => ({ kind: 'error' }),
-  );
 }
 
 /** Back to the pool once its pending `BLPOP` has returned (a wake marker is on its way). */
 function releaseWhenPopped(
   context: QueueContext,
-  connection: RedisClient,
+  connection: BlockingConnection,
   pop: Promise<PopOutcome> | undefined,
 ): void {
-  if (pop) void pop.then((outcome) => context.pool.give(connection, outcome.kind === 'reply'));
-  else context.pool.give(connection, true);
+  if (pop) {
+    void pop.then((outcome) =>
+      context.connection.giveBlocking(connection, outcome.kind === 'reply'),
+    );
+  } else context.connection.giveBlocking(connection, true);
+}
+
+/** A failure as a `LockError` (the connection layer's already are). */
+function typed(error: unknown): LockError {
+  return error instanceof LockError
+    ? error
+    : new BackendError('redis acquire failed', { cause: error, retryable: true });
 }
 
 /** One queued request: its waiter id, its notify list and its scripts' KEYS and ARGV. */
 class Line implements RunOptions {
   readonly id: string;
+  /** The first step's script: exclusive or shared. */
+  readonly enqueue: LuaScript;
   readonly args: readonly (string | number)[];
   readonly token: string;
   readonly ttlMs: number;
@@ -266,18 +253,27 @@ class Line implements RunOptions {
     readonly keys: LockKeys,
     /** The lock's KEYS, shared by all its calls (the backend caches them per lock). */
     readonly scriptKeys: readonly string[],
-    request: AcquireRequest,
+    readonly request: AcquireRequest,
   ) {
     const id = waiterId();
     this.id = id;
     this.ttlMs = Math.ceil(request.ttlMs);
-    this.args = [request.token, this.ttlMs, id, context.queueEntryTtlMs];
     this.token = request.token;
+    const entryTtlMs = context.queueEntryTtlMs;
+    if (request.mode === 'shared') {
+      this.enqueue = context.scripts.enqueueShared;
+      this.args = [request.token, this.ttlMs, id, entryTtlMs, '0', scriptLimit(request.limit)];
+    } else {
+      this.enqueue = context.scripts.enqueue;
+      this.args = [request.token, this.ttlMs, id, entryTtlMs];
+    }
   }
 
-  /** The enqueue script's ARGV when a `BLPOP` follows it on the same connection. */
+  /** The enqueue script's ARGV when a `BLPOP` follows it on the same connection (ARGV[5]). */
   get blockedArgs(): readonly (string | number)[] {
-    return [...this.args, '1'];
+    const args = [...this.args];
+    args[4] = '1';
+    return args;
   }
 
   /** The list this waiter's `BLPOP` waits on: only built once it has to wait. */
@@ -303,12 +299,17 @@ function stepReply(reply: RawReply, sentAt: number): StepReply {
 async function step(line: Line, script: LuaScript, blocked = false): Promise<StepReply> {
   const sentAt = Date.now();
   const args = blocked ? line.blockedArgs : line.args;
-  const reply = (await line.context.runner.run(script, line.scriptKeys, args, line)) as RawReply;
+  const reply = (await line.context.connection.run(
+    script,
+    line.scriptKeys,
+    args,
+    line,
+  )) as RawReply;
   return stepReply(reply, sentAt);
 }
 
 function leave(line: Line): Promise<unknown> {
-  return line.context.runner.run(line.context.scripts.leave, line.scriptKeys, [
+  return line.context.connection.run(line.context.scripts.leave, line.scriptKeys, [
     line.token,
     line.id,
     line.context.queueEntryTtlMs,
@@ -359,7 +360,8 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
   let reply = start.reply;
   let anchor = reply;
 
-  let connection: RedisClient | undefined = start.connection ?? context.pool.take();
+  let connection: BlockingConnection | undefined =
+    start.connection ?? context.connection.takeBlocking();
   let pop: Promise<PopOutcome> | undefined = start.pop;
   const heartbeatMs = context.queueEntryTtlMs / 3;
   const nextPollDelay = (remainingMs: number): number => {
@@ -373,14 +375,19 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
   try {
     for (;;) {
       if (connection && !pop) {
-        pop = blockingPop(connection, notify);
+        pop = connection.pop(notify);
       }
       const event = await wakeups.next(pop, pollDelay);
       if (event === 'abort') return await abandon(wakeups.reason);
       if (event === 'poll') {
         reply = await step(line, context.scripts.poll);
         // Our entry expired (we heartbeated too late): join again, waking our BLPOP on a grant.
-        if (reply.code === -1) reply = await step(line, context.scripts.enqueue, !!pop);
+        if (reply.code === -1) reply = await step(line, line.enqueue, !!pop);
+        if (reply.code === REFUSED) {
+          // Rejoining found another limit in use (our entry had expired): nothing is queued.
+          left = true;
+          throw limitMismatch(line.request, reply.value);
+        }
         if (wakeups.aborted) return await abandon(wakeups.reason);
         if (reply.code === 1) {
           return { acquired: true, fence: BigInt(reply.value), startedAt: reply.sentAt };
@@ -392,7 +399,7 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
       pop = undefined;
       if (event.kind === 'error') {
         // Lost the blocking connection: keep waiting by polling alone.
-        context.pool.give(connection!, false);
+        context.connection.giveBlocking(connection!, false);
         connection = undefined;
         pollDelay = Math.min(pollDelay, jittered(context.pollIntervalMs));
         continue;
@@ -413,7 +420,7 @@ async function waitInLine(line: Line, start: Start, wakeups: Wakeups): Promise<G
     if (wakeups.aborted) return await abandon(wakeups.reason);
     // A failed poll leaves the outcome unknown: leave (best effort) so nothing stays queued.
     await leaveQueue(line);
-    throw toLockError(error, 'acquire');
+    throw typed(error);
   } finally {
     // Every way out of the loop pushes a grant or a wake marker, so a pending BLPOP returns.
     if (connection) releaseWhenPopped(context, connection, pop);

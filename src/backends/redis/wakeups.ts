@@ -3,10 +3,7 @@
  * timer, or an abort (the caller's deadline or abort, or the backend's `close()`).
  */
 
-/** How a waiter's `BLPOP` ended: a reply (an element, or null on its server-side timeout), or a
- * failure of its connection. */
-export type PopOutcome =
-  { readonly kind: 'reply'; readonly value: [string, string] | null } | { readonly kind: 'error' };
+import type { PopOutcome } from './connection.js';
 
 /**
  * The events of one queued wait. One object per wait instead of an AbortController plus a

@@ -1,15 +1,16 @@
-import { COMMON_LUA } from './common.lua.js';
+import { COMMON_LUA, PRELUDE_LUA } from './common.lua.js';
 
 /**
- * forceRelease (operators): delete the lock whoever holds it, and hand it to the longest live
- * waiter. The fence counter stays, so the next holder's fence is still greater.
+ * forceRelease (operators): remove every holder of the lock, exclusive or shared, and serve the
+ * queue. The fence counter stays, so the next holder's fence is still greater.
  *
- * KEYS: 1 lock, 2 fence, 3 queue, 4 waiters.
+ * KEYS: 1 lock, 2 fence counter, 3 queue, 4 waiters.
  * ARGV: none.
  * Returns 1 if a holding was removed, else 0.
  */
-export const FORCE_RELEASE_LUA = `${COMMON_LUA}
+export const FORCE_RELEASE_LUA = `${PRELUDE_LUA}${COMMON_LUA}
 local removed = redis.call('DEL', KEYS[1])
-promote_if_free()
+redis.call('DEL', SHARED, FENCES_OF)
+promote(now_ms())
 return removed
 `;

@@ -13,24 +13,13 @@
  * per-call method wrapper or a pipeline object. This is the hot path: no per-call timer (one
  * sweeping interval fails overdue calls) and no per-call closures beyond the promise's.
  */
-import { createHash } from 'node:crypto';
 import { Command, type Cluster, type Redis } from 'ioredis';
-import { BackendUnavailableError, type LockError } from '../../core/errors.js';
-import { toLockError } from './errors.js';
+import { BackendUnavailableError, type LockError } from '../../../core/errors.js';
+import type { LuaScript, RunOptions as CallOptions } from '../connection.js';
+import { toLockError, type ErrorContext } from './errors.js';
 
 /** A user's or our own ioredis client. */
 export type RedisClient = Redis | Cluster;
-
-/** A Lua script and its SHA1, the name `EVALSHA` knows it by. */
-export interface LuaScript {
-  readonly name: string;
-  readonly source: string;
-  readonly sha: string;
-}
-
-export function luaScript(name: string, source: string): LuaScript {
-  return { name, source, sha: createHash('sha1').update(source).digest('hex') };
-}
 
 /**
  * Calls per write while corked. Writing only at the end of the tick makes client and server take
@@ -50,15 +39,18 @@ function commandOptions(connection: Redis): CommandOptions {
 /** Connection states in which a command would only wait in ioredis's queues, or fail later. */
 const DOWN_STATES = new Set(['close', 'reconnecting', 'disconnecting', 'end']);
 
-export interface RunOptions {
-  readonly signal?: AbortSignal | undefined;
+export interface RunOptions extends CallOptions {
   /**
    * Send on this standalone connection instead of the client (a waiter's blocking connection,
    * which its caller corks itself). A `NOSCRIPT` answer is still retried on the client.
    */
   readonly via?: Redis;
-  /** Called with the result if the call succeeds after its caller gave up (timeout, abort). */
-  readonly onLate?: (result: unknown) => void;
+}
+
+/** Told when calls start being in flight and when none are any more (see `SocketRefs`). */
+export interface BusyListener {
+  busy(): void;
+  idle(): void;
 }
 
 /** One script call in flight. */
@@ -116,7 +108,8 @@ class Call {
 export class ScriptRunner {
   readonly #client: RedisClient;
   readonly #timeoutMs: number;
-  readonly #secret: string | undefined;
+  readonly #errors: ErrorContext;
+  readonly #busy: BusyListener | undefined;
   /** True once a call was written in this tick: the next ones are corked. */
   #inTick = false;
   /** The socket corked for this tick's later calls, uncorked at the end of the tick. */
@@ -141,10 +134,16 @@ export class ScriptRunner {
   #last: Call | undefined;
   #sweeper: ReturnType<typeof setInterval> | undefined;
 
-  constructor(client: RedisClient, timeoutMs: number, secret: string | undefined) {
+  /**
+   * @param errors what failures are reported with: the secrets to scrub and the client's last
+   *   connection error (the root cause of a call that failed because the client is down).
+   * @param busy told when the sweeper starts (calls in flight) and stops (none for a while).
+   */
+  constructor(client: RedisClient, timeoutMs: number, errors: ErrorContext, busy?: BusyListener) {
     this.#client = client;
     this.#timeoutMs = timeoutMs;
-    this.#secret = secret;
+    this.#errors = errors;
+    this.#busy = busy;
   }
 
   /** Run `script` once; resolves with its raw reply. */
@@ -159,7 +158,9 @@ export class ScriptRunner {
     const status = this.#client.status;
     if (DOWN_STATES.has(status)) {
       return Promise.reject(
-        new BackendUnavailableError(`redis ${script.name} failed: connection is ${status}`),
+        new BackendUnavailableError(`redis ${script.name} failed: connection is ${status}`, {
+          cause: this.#errors.connectionError(),
+        }),
       );
     }
     const call = new Call(this, script, keys, args, options, this.#timeoutMs);
@@ -224,7 +225,7 @@ export class ScriptRunner {
 
   /** The typed error for a failed call. */
   typed(error: unknown, script: LuaScript): LockError {
-    return toLockError(error, script.name, this.#secret);
+    return toLockError(error, script.name, this.#errors);
   }
 
   /** Send the script's source (`EVAL`), which also caches it on the server. */
@@ -247,6 +248,9 @@ export class ScriptRunner {
     const period = Math.max(10, Math.min(250, Math.floor(this.#timeoutMs / 4)));
     this.#sweeper = setInterval(() => this.#sweep(), period);
     this.#sweeper.unref?.();
+    // Calls are in flight until the sweeper stops: the connections must keep the process alive
+    // (told once per busy spell, not per call: this is the hot path).
+    this.#busy?.busy();
   }
 
   /** Remove a settled call from the list of unsettled ones. */
@@ -263,15 +267,23 @@ export class ScriptRunner {
   #sweep(): void {
     const now = Date.now();
     for (let call = this.#first; call && call.deadline <= now; call = this.#first) {
+      // Not connected (a black-holed address, a reconnect in progress): say why.
+      const status = this.#client.status;
+      const cause =
+        status === 'ready'
+          ? undefined
+          : (this.#errors.connectionError() ?? new Error(`not connected (${status})`));
       call.fail(
         new BackendUnavailableError(
           `redis ${call.script.name} failed: no answer within ${this.#timeoutMs} ms`,
+          { cause },
         ),
       );
     }
     if (!this.#first) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
+      this.#busy?.idle();
     }
   }
 }

@@ -1,0 +1,192 @@
+/**
+ * The Redis client layer over ioredis: the client (the user's `Redis` or `Cluster`, or one built
+ * from a URL), its script runner, its pool of blocking connections, key enumeration, error
+ * mapping and process keep-alive, behind the client-agnostic {@link RedisConnection}.
+ */
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import { InvalidArgumentError } from '../../../core/errors.js';
+import { secretsOf } from '../../../core/redact.js';
+import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
+import { BlockingPool } from './blocking-pool.js';
+import { ConnectionErrors, toLockError } from './errors.js';
+import { ScriptRunner, type RedisClient } from './script-runner.js';
+import { SocketRefs } from './socket-refs.js';
+
+/**
+ * ioredis options of a client built from a URL. A lock operation must not wait in a queue for a
+ * reconnect (its lease's clock keeps running) nor be resent after one (its outcome would be
+ * unknown): a command in flight when the connection drops fails at once, commands sent while
+ * reconnecting fail at once (see `ScriptRunner`), and only a connect in progress is waited for.
+ * `connectTimeout` (1.5 s) bounds that wait: an address that never answers (a black hole, a
+ * firewall that drops packets) fails the calls waiting for it within 1.5 s, with `connect
+ * ETIMEDOUT` as their root cause. It is below the default `commandTimeoutMs` (2 s), so that the
+ * connect fails, and says why, before the calls waiting on it time out.
+ */
+export const REDIS_CLIENT_DEFAULTS = Object.freeze({
+  maxRetriesPerRequest: 0,
+  enableOfflineQueue: true,
+  autoResendUnfulfilledCommands: false,
+  connectTimeout: 1_500,
+  retryStrategy: (attempt: number) => Math.min(50 * attempt, 1_000),
+} satisfies RedisOptions);
+
+/** How to reach Redis: the user's client, or a URL (and options) to build one from. */
+export interface IoredisConnectionOptions {
+  readonly client?: Redis | Cluster | undefined;
+  readonly url?: string | undefined;
+  readonly redisOptions?: RedisOptions | undefined;
+  /** Bound of every call. */
+  readonly commandTimeoutMs: number;
+  /** Most blocking connections at once. */
+  readonly maxBlockingConnections: number;
+}
+
+function isRedisClient(value: unknown): value is RedisClient {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as RedisClient).evalsha === 'function' &&
+    typeof (value as RedisClient).duplicate === 'function'
+  );
+}
+
+/** A `redis://` or `rediss://` URL with a host; never echoed (it may carry a password). */
+function validateUrl(url: unknown): string {
+  let parsed: URL;
+  try {
+    if (typeof url !== 'string') throw new TypeError('not a string');
+    parsed = new URL(url);
+  } catch {
+    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+  }
+  // ioredis would quietly target 127.0.0.1:6379 instead.
+  if (parsed.hostname === '') {
+    throw new InvalidArgumentError('url', 'must name a host, e.g. redis://127.0.0.1:6379');
+  }
+  return url as string;
+}
+
+/** Every password the client may send, to scrub from errors (as written and decoded). */
+function secretsOfClient(client: RedisClient, url: string | undefined): string[] {
+  const options: RedisOptions | undefined = client.isCluster
+    ? (client as Cluster).options.redisOptions
+    : (client as Redis).options;
+  const found = url === undefined ? [] : secretsOf(url);
+  for (const password of [options?.password, options?.sentinelPassword]) {
+    if (typeof password === 'string' && password !== '') found.push(password);
+  }
+  return [...new Set(found)];
+}
+
+/**
+ * {@link RedisConnection} over an ioredis `Redis` or `Cluster`: the user's client (left open on
+ * `close()`, whose `error` events it listens to while open) or one built from a URL (owned: quit on
+ * `close()`, its sockets unref'd while idle).
+ */
+export class IoredisConnection implements RedisConnection {
+  /** The client in use (yours, or the one built from the URL). */
+  readonly client: RedisClient;
+  readonly #owned: boolean;
+  readonly #errors: ConnectionErrors;
+  readonly #refs = new SocketRefs();
+  readonly #runner: ScriptRunner;
+  readonly #pool: BlockingPool;
+  readonly #commandTimeoutMs: number;
+
+  /** @throws InvalidArgumentError for a bad `client` or `url`. */
+  constructor(options: IoredisConnectionOptions) {
+    if ((options.client === undefined) === (options.url === undefined)) {
+      throw new InvalidArgumentError('client', 'pass exactly one of `client` or `url`');
+    }
+    if (options.client !== undefined && !isRedisClient(options.client)) {
+      throw new InvalidArgumentError('client', 'must be an ioredis Redis or Cluster instance');
+    }
+    const url = options.url === undefined ? undefined : validateUrl(options.url);
+    const client =
+      options.client ?? new Redis(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
+    this.client = client;
+    this.#owned = options.client === undefined;
+    this.#commandTimeoutMs = options.commandTimeoutMs;
+    this.#errors = new ConnectionErrors(secretsOfClient(client, url));
+    // Before the first connect attempt (which starts on a later tick): its error is the root
+    // cause of the first calls' failures.
+    this.#errors.follow(client);
+    if (this.#owned) this.#refs.own(client as Redis);
+    this.#runner = new ScriptRunner(client, options.commandTimeoutMs, this.#errors, this.#refs);
+    this.#pool = new BlockingPool(client, this.#runner, options.maxBlockingConnections, this.#refs);
+  }
+
+  run(
+    script: LuaScript,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+    options?: RunOptions,
+  ): Promise<unknown> {
+    return this.#runner.run(script, keys, args, options);
+  }
+
+  takeBlocking(): BlockingConnection | undefined {
+    return this.#pool.take();
+  }
+
+  giveBlocking(connection: BlockingConnection, healthy: boolean): void {
+    this.#pool.give(connection, healthy);
+  }
+
+  async scan(pattern: string, signal?: AbortSignal): Promise<string[]> {
+    const client = this.client;
+    const nodes: RedisClient[] = client.isCluster ? (client as Cluster).nodes('master') : [client];
+    const found: string[] = [];
+    try {
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          signal?.throwIfAborted();
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 500);
+          cursor = next;
+          found.push(...keys);
+        } while (cursor !== '0');
+      }
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw toLockError(error, 'list', this.#errors);
+    }
+    return found;
+  }
+
+  keepAlive(): () => void {
+    this.#refs.busy();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#refs.idle();
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#pool.close();
+    this.#errors.unfollow(this.client);
+    if (!this.#owned) return;
+    const client = this.client;
+    // Our listener is gone: without one, ioredis would print a late error as unhandled.
+    client.on('error', () => undefined);
+    // QUIT would wait for a connect that may never come (a black-holed or refused address).
+    if (client.status !== 'ready') return client.disconnect();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.#commandTimeoutMs);
+    });
+    try {
+      await Promise.race([client.quit(), late]);
+    } catch {
+      // Closed anyway below.
+    } finally {
+      clearTimeout(timer);
+      client.disconnect();
+    }
+  }
+}
