@@ -51,6 +51,7 @@ export {
   LockTimeoutError,
   UnsupportedError,
 } from './core/errors.js';
+export { StaleFenceError } from './fence/stale-fence-error.js';
 export type { LockErrorCode, LockLostReason } from './core/errors.js';
 export type {
   AcquireRequest,

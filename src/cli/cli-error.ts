@@ -4,6 +4,7 @@
  * and only when `DISTLOCK_DEBUG=1`.
  */
 import { MissingClientLibraryError, redactSecrets } from '../backend-url.js';
+import { LockDirectoryError } from '../backends/files/lock-directory.js';
 import { isLockError, LockTimeoutError } from '../core/errors.js';
 import { ExitCode } from './exit-codes.js';
 
@@ -36,6 +37,9 @@ function isSystemError(error: unknown): boolean {
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CliError) return error.exitCode;
   if (error instanceof MissingClientLibraryError) return ExitCode.CONFIG;
+  // The files backend's directory cannot be created or is unsafe: the backend cannot be used as
+  // configured, like a store that cannot be reached (the URL itself was well-formed).
+  if (error instanceof LockDirectoryError) return ExitCode.UNAVAILABLE;
   if (error instanceof LockTimeoutError) {
     // Waiting that timed out only because the store never answered is an outage, not contention.
     return isLockError(error.cause) && error.cause.code === 'UNAVAILABLE'
@@ -129,6 +133,7 @@ export interface FailureContext {
 function isBackendFailure(error: unknown): boolean {
   for (let current = error; current instanceof Error; current = current.cause) {
     if (isLockError(current) && current.code === 'BACKEND') return true;
+    if (current instanceof LockDirectoryError) return true;
   }
   return false;
 }

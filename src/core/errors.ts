@@ -17,6 +17,7 @@ export type LockErrorCode =
   | 'BACKEND'
   | 'UNSUPPORTED'
   | 'LIMIT_MISMATCH'
+  | 'STALE_FENCE'
   | 'CLOSED';
 
 /** Base class of every error distlock throws. */

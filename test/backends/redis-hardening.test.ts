@@ -116,7 +116,7 @@ describe('redis: no password reaches anything thrown', () => {
   let server: RedisServer;
   const clients: Redis[] = [];
   beforeAll(async () => {
-    server = await startRedis(['--requirepass', password]);
+    server = await startRedis({ args: ['--requirepass', password] });
   });
   afterAll(async () => {
     for (const client of clients) client.disconnect();

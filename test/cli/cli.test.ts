@@ -160,6 +160,7 @@ describe.concurrent.each(BACKENDS)('distlock on $name', SLOW, (backendUnderTest)
         expect(shown).toEqual({
           key,
           held: true,
+          mode: 'exclusive',
           tokenPrefix: expect.stringMatching(/^.{8}$/),
           fence: expect.stringMatching(/^\d+$/),
           // null where the store cannot tell (etcd: the holder's session keeps the key alive)
@@ -273,7 +274,8 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
         ['run', 'k', '--ttl', '3s', '--grace', '2s', '--', 'true'],
         /--grace: .* more than a quarter/,
       ],
-      [['run', 'k', '--limit', '3', '--', 'true'], /--limit: semaphore mode is not supported yet/],
+      [['run', 'k', '--limit', '0', '--', 'true'], /--limit: must be at least 1/],
+      [['run', 'k', '--shared', '--limit', '2', '--', 'true'], /--shared and --limit: choose one/],
       [['run', 'k', '--backend', 'gopher://h:1', '--', 'true'], /unknown backend "gopher:"/],
       [['run', 'k', '--bogus', '--', 'true'], /unknown option '--bogus'/],
       [['release', 'k'], /add --force/],

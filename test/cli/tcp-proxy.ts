@@ -1,13 +1,14 @@
 /**
- * A loopback TCP proxy that can simulate a network partition: while frozen, bytes in both
- * directions are dropped (and new connections go nowhere), as if the store stopped answering.
+ * A loopback TCP proxy that can simulate a network partition: while frozen, nothing gets through
+ * either way (and new connections go nowhere), as if the store stopped answering. A thin face of
+ * the fault suite's {@link FaultProxy} (its black hole), which has the other network faults.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { FaultProxy } from '../faults/fault-proxy.js';
 
 export interface TcpProxy {
   /** Port the proxy listens on, on 127.0.0.1. */
   readonly port: number;
-  /** Drop all traffic from now on. */
+  /** Let nothing through from now on. */
   freeze(): void;
   /** Close every connection (clients reconnect) and forward traffic again. */
   heal(): void;
@@ -16,42 +17,11 @@ export interface TcpProxy {
 
 /** Start a proxy to `127.0.0.1:targetPort`. */
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
-  let frozen = false;
-  const sockets = new Set<Socket>();
-  const track = (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-  };
-  const server: Server = createServer((client) => {
-    track(client);
-    if (frozen) return; // accepted, never answered
-    const upstream = connect(targetPort, '127.0.0.1');
-    track(upstream);
-    client.on('data', (chunk) => {
-      if (!frozen) upstream.write(chunk);
-    });
-    upstream.on('data', (chunk) => {
-      if (!frozen) client.write(chunk);
-    });
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const proxy = await FaultProxy.start(targetPort);
   return {
-    port,
-    freeze: () => {
-      frozen = true;
-    },
-    heal: () => {
-      for (const socket of sockets) socket.destroy();
-      frozen = false;
-    },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    port: proxy.port,
+    freeze: () => proxy.blackhole(),
+    heal: () => proxy.heal(),
+    close: () => proxy.close(),
   };
 }

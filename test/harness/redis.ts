@@ -87,8 +87,9 @@ export interface RedisServer {
 }
 
 /**
- * Start a standalone redis-server on a free loopback port, with `extraArgs` added to its command
- * line (e.g. `['--requirepass', 'pw']`).
+ * Start a standalone redis-server on a free loopback port, with `args` added to its command line
+ * (e.g. `['--requirepass', 'pw']`); without persistence unless `args` turn it on (then give it its
+ * own `--dir`: `restart()` reloads from there).
  *
  * @example
  * ```ts
@@ -97,11 +98,12 @@ export interface RedisServer {
  * await redis.stop();
  * ```
  */
-export async function startRedis(extraArgs: readonly string[] = []): Promise<RedisServer> {
+export async function startRedis(options: { args?: readonly string[] } = {}): Promise<RedisServer> {
   ensureRedis();
-  return startOnFreePorts(() => startRedisOnce(extraArgs));
+  return startOnFreePorts(() => startRedisOnce(options.args ?? []));
 }
 
+/** `extraArgs` follow (and override) the defaults, e.g. `['--appendonly', 'yes', '--dir', dir]`. */
 async function startRedisOnce(extraArgs: readonly string[]): Promise<RedisServer> {
   const port = await freePort();
   const spawnOne = async () => {
