@@ -6,6 +6,7 @@
  * - `sessions.ts` / `session.ts`: one lease per lease TTL, kept alive, lost at a local deadline;
  * - `keys.ts` / `entry.ts` / `dir-keys.ts`: where locks live in etcd and what an entry says;
  * - `queue.ts` (with `turn.ts`, `reads.ts`, `predecessor.ts`): taking a lock, waiting in line;
+ *   `shared-queue.ts` and `shared-turn.ts`: the same for readers and semaphore permits;
  * - `holdings.ts`: the locks held here and the reaper; `holder.ts`: extend and release;
  * - `inspect.ts`: `inspect` and `list`.
  */
@@ -42,6 +43,7 @@ const CAPABILITIES: BackendCapabilities = Object.freeze({
   notify: true,
   fifo: true,
   crossProcess: true,
+  shared: true,
 });
 
 /** A `LockBackend` over etcd. Created by `etcdBackend()`. */

@@ -10,6 +10,9 @@
  *   txn then.) Watchers of the entries ahead are kept a while and reused (`predecessor.ts`).
  * - Try-acquire: one txn that puts only if the directory is empty, else reads the holder.
  * - Fence: the create revision of the holder's entry (etcd revisions only grow).
+ *
+ * Shared requests (readers, semaphore permits) go to `shared-queue.ts`; an exclusive one waits
+ * here for the entries ahead of it whatever their kind, as a writer of etcd's RWMutex does.
  */
 import type { IKeyValue, Watcher } from 'etcd3';
 import type {
@@ -21,6 +24,7 @@ import type {
 } from '../../core/backend.js';
 import { sleep } from '../../core/abort.js';
 import { BackendUnavailableError } from '../../core/errors.js';
+import { EXCLUSIVE, type Claim } from '../../core/kinds.js';
 import type { EtcdCalls } from './calls.js';
 import type { DirKeysCache } from './dir-keys.js';
 import { entryValue, readEntry, type Entry } from './entry.js';
@@ -31,6 +35,7 @@ import { firstGone, PredecessorWatchers, type Gone } from './predecessor.js';
 import type { AheadView, QueueReads } from './reads.js';
 import type { EtcdSession } from './session.js';
 import type { SessionPool } from './sessions.js';
+import { SharedQueue } from './shared-queue.js';
 import { turnOf } from './turn.js';
 
 /** How many keys are remembered as contended. */
@@ -59,6 +64,8 @@ export class LockQueue {
    */
   readonly #contended = new Set<string>();
   #anchor: Watcher | undefined;
+  /** Readers and semaphore permits (`shared-queue.ts`). */
+  readonly #shared: SharedQueue;
 
   constructor(parts: QueueParts) {
     this.#parts = parts;
@@ -67,9 +74,16 @@ export class LockQueue {
       WATCHERS_KEPT,
       parts.options.recheckMs,
     );
+    this.#shared = new SharedQueue({
+      ...parts,
+      newEntry: (session, dir, token, claim) => this.#newEntry(session, dir, token, claim),
+      put: (entry) => this.#put(entry),
+      firstGone: (watch, seen, session, signal) => this.#firstGone(watch, seen, session, signal),
+    });
   }
 
   async tryAcquire(request: AcquireRequest, options: OperationOptions): Promise<AcquireResult> {
+    if (request.mode === 'shared') return this.#shared.tryAcquire(request, options);
     const { calls, layout, dirs, holdings, sessions } = this.#parts;
     const dir = layout.lockDir(request.key);
     const keys = dirs.get(dir);
@@ -207,6 +221,9 @@ export class LockQueue {
     options: QueuedAcquireOptions,
     requestedAt: number,
   ): Promise<Granted> {
+    if (request.mode === 'shared') {
+      return this.#shared.enqueueAndWait(request, session, options, requestedAt);
+    }
     const { calls, layout, dirs, reads, holdings } = this.#parts;
     const dir = layout.lockDir(request.key);
     const keys = dirs.get(dir);
@@ -299,7 +316,7 @@ export class LockQueue {
         if (turn.holds) return holdings.hold(entry, revision, sentAt, request.ttlMs);
         const gone = await this.#firstGone(turn.watch, view.revision, session, signal);
         sentAt = Date.now();
-        if (gone.index === 0 && turn.blockerHolds && !session.lost) {
+        if (gone.index >= 0 && gone.index < turn.grants && !session.lost) {
           // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
           // entry could only have gone with the session, checked just now, or by an operator's
           // forceRelease, which a holder learns of at its next extend either way.)
@@ -408,18 +425,18 @@ export class LockQueue {
     await Promise.all([this.#watchers.close(), this.#anchor?.cancel().catch(() => undefined)]);
   }
 
-  #newEntry(session: EtcdSession, dir: string, token: string): Entry {
+  #newEntry(session: EtcdSession, dir: string, token: string, claim: Claim = EXCLUSIVE): Entry {
     const { layout, dirs } = this.#parts;
     const slot = session.reserveSlot(dir);
     const name = layout.entry(dir, session.leaseId, slot);
-    return { dir, name, raw: dirs.entryRaw(dir, name), slot, token, session };
+    return { dir, name, raw: dirs.entryRaw(dir, name), slot, token, claim, session };
   }
 
   #put(entry: Entry) {
     return {
       request_put: {
         key: entry.raw,
-        value: entryValue(entry.token),
+        value: entryValue(entry.token, entry.claim),
         lease: entry.session.leaseId,
       },
     };
