@@ -20,9 +20,7 @@ import type {
   AcquireResult,
   OperationOptions,
   QueuedAcquireOptions,
-  Unwatch,
 } from '../../core/backend.js';
-import { sleep } from '../../core/abort.js';
 import { BackendUnavailableError } from '../../core/errors.js';
 import { EXCLUSIVE, type Claim } from '../../core/kinds.js';
 import type { EtcdCalls } from './calls.js';
@@ -390,34 +388,6 @@ export class LockQueue {
       .watcher();
     anchor.on('error', () => undefined);
     this.#anchor = anchor;
-  }
-
-  /**
-   * The backend's optional `watch`: call `onChange` on every delete under the key's directory.
-   * (The core uses it only for backends without a queue; kept for callers of the contract.)
-   */
-  async watchKey(key: string, onChange: () => void, signal?: AbortSignal): Promise<Unwatch> {
-    const { calls, layout, options } = this.#parts;
-    const watcher = calls.client.watch().prefix(layout.lockDir(key)).only('delete').watcher();
-    const notify = () => {
-      try {
-        onChange();
-      } catch {
-        // The caller's callback must not break the watch stream.
-      }
-    };
-    watcher.on('delete', notify);
-    watcher.on('error', notify); // missed events are allowed; let the caller re-check
-    const connected = new Promise<void>((resolve) => {
-      watcher.once('connected', () => resolve());
-      watcher.once('error', () => resolve());
-    });
-    // Wait (boundedly) for the watch to be in place so that a release right after is not missed.
-    await Promise.race([
-      connected,
-      sleep(options.operationTimeoutMs, signal).catch(() => undefined),
-    ]);
-    return () => watcher.cancel().catch(() => undefined);
   }
 
   /** Cancel the watchers (resolves once etcd answered, or never: the caller bounds the wait). */
