@@ -70,6 +70,24 @@ describe('etcd kinds: wake-ups', () => {
     await Promise.all([held[0]!, held[2]!, permit].map((lease) => lease.release()));
   });
 
+  it('a waiter with more holders ahead than it watches by name is woken by any of them', async () => {
+    const [a, b, c] = [client(), client(), client()];
+    const key = freshKey('wide');
+    const limit = 20; // more than SHARED_WATCH_MOST: one watch of the whole directory
+    const held: Lease[] = [];
+    for (let i = 0; i < limit; i += 1) {
+      held.push(await (i % 2 ? a : b).semaphore(key, { limit }).acquire());
+    }
+    const waiting = c.semaphore(key, { limit }).acquire();
+    await queued(a, key, 1);
+    const leaving = held.splice(limit - 2, 1)[0]!; // one of the newest holders
+    await leaving.release();
+    const permit = await waiting;
+    expect((await a.inspect(key))?.holders).toHaveLength(limit);
+    await Promise.all([...held, permit].map((lease) => lease.release()));
+    expect(await a.inspect(key)).toBeNull();
+  });
+
   it('a waiter deeper in a semaphore queue moves up when a waiter ahead gives up', async () => {
     const [a, b, c] = [client(), client(), client()];
     const key = freshKey('deeper');

@@ -77,6 +77,7 @@ export class LockQueue {
       newEntry: (session, dir, token, claim) => this.#newEntry(session, dir, token, claim),
       put: (entry) => this.#put(entry),
       firstGone: (watch, seen, session, signal) => this.#firstGone(watch, seen, session, signal),
+      anchorWatchStream: () => this.#anchorWatchStream(),
     });
   }
 

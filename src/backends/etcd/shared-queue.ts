@@ -5,8 +5,10 @@
  * - Acquire: one txn. If the lock's directory is empty it puts our entry and we hold the lock.
  *   Otherwise it puts the entry anyway and reads the whole queue back (a shared entry's turn
  *   depends on the kinds of every entry ahead, which a range cannot filter by value). We check
- *   the key's limit, then wait by watch for the deletion of the entries `sharedTurnOf` names,
- *   reading the queue again after each one that does not grant the lock by itself.
+ *   the key's limit, then wait by watch for the deletion of the entries `sharedTurnOf` names
+ *   (each by name, as `predecessor.ts` does, or past `SHARED_WATCH_MOST` of them by one watch of
+ *   the directory, `dir-deletes.ts`), reading the queue again after each one that does not grant
+ *   the lock by itself.
  * - Try-acquire: the same txn; if our entry cannot hold at once it is taken back (as Go's
  *   `TryLock` does). Meanwhile it is one more shared entry ahead of later ones: they may wait a
  *   moment longer, never hold too early.
@@ -22,12 +24,13 @@ import type {
 } from '../../core/backend.js';
 import { BackendUnavailableError } from '../../core/errors.js';
 import { claimOf, type Claim } from '../../core/kinds.js';
+import { anyGone } from './dir-deletes.js';
 import type { Entry } from './entry.js';
 import type { Granted } from './holdings.js';
 import type { Gone } from './predecessor.js';
 import type { QueueView } from './reads.js';
 import type { EtcdSession } from './session.js';
-import { checkSharedLimit, sharedTurnOf } from './shared-turn.js';
+import { SHARED_WATCH_MOST, checkSharedLimit, sharedTurnOf } from './shared-turn.js';
 import type { QueueParts } from './queue.js';
 
 /** What the shared side borrows from the queue (its entries, writes and watches). */
@@ -40,6 +43,8 @@ export interface SharedQueueParts extends QueueParts {
     session: EtcdSession,
     signal: AbortSignal,
   ): Promise<Gone>;
+  /** Keep the client's watch stream up (see `LockQueue`), before a watch of a directory. */
+  anchorWatchStream(): void;
 }
 
 /** The shared side of one backend's queue. */
@@ -155,7 +160,10 @@ export class SharedQueue {
         stale = false;
         const turn = sharedTurnOf(view.ahead, claim);
         if (turn.holds) return holdings.hold(entry, revision, sentAt, request.ttlMs);
-        const gone = await this.#parts.firstGone(turn.watch, view.revision, session, signal);
+        const gone =
+          turn.watch.length > SHARED_WATCH_MOST
+            ? await this.#anyGoneInDir(dir, turn.watch, view.revision, session, signal)
+            : await this.#parts.firstGone(turn.watch, view.revision, session, signal);
         sentAt = Date.now();
         if (gone.index >= 0 && gone.index < turn.grants && !session.lost) {
           // Entries ahead of ours are only ever deleted: without that one, ours holds.
@@ -176,6 +184,28 @@ export class SharedQueue {
       }
       throw error;
     }
+  }
+
+  /** Wait for the deletion of any of `watch` by one watch of the whole directory. */
+  #anyGoneInDir(
+    dir: string,
+    watch: readonly IKeyValue[],
+    seenRevision: bigint,
+    session: EtcdSession,
+    signal: AbortSignal,
+  ): Promise<Gone> {
+    const { calls, dirs, options } = this.#parts;
+    this.#parts.anchorWatchStream();
+    return anyGone({
+      client: calls.client,
+      dir,
+      names: watch.map((kv) => dirs.name(kv.key)),
+      seenRevision,
+      session,
+      signal,
+      closing: calls.closing,
+      recheckMs: options.recheckMs,
+    });
   }
 
   /**

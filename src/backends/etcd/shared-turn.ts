@@ -21,8 +21,8 @@ import { readEntry } from './entry.js';
 import type { Turn } from './turn.js';
 
 /**
- * How many entries ahead a full semaphore's waiter watches at most (the oldest: the holders
- * first). A holder beyond them that releases is noticed at the next periodic re-check.
+ * How many entries ahead a waiter watches one by name at most (their watchers are kept and
+ * reused); a full semaphore's waiter with more entries ahead watches its whole directory instead.
  */
 export const SHARED_WATCH_MOST = 16;
 
@@ -34,8 +34,9 @@ const HOLDS: Turn = Object.freeze({ holds: true });
  * - behind an exclusive entry: wait for the last one ahead; its deletion alone grants when it is
  *   the holder and fewer than the limit of shared entries follow it (a batch of readers or
  *   permits behind a writer gets the key at the writer's release without a read);
- * - behind shared entries only: hold when fewer than the limit are ahead; else watch the oldest
- *   (the holders), any of whose deletions grants when exactly the limit is ahead.
+ * - behind shared entries only: hold when fewer than the limit are ahead; else watch every entry
+ *   ahead (holders leave in any order, and waiters ahead may give up), any of whose deletions
+ *   grants when exactly the limit is ahead.
  */
 export function sharedTurnOf(ahead: readonly IKeyValue[], claim: Claim): Turn {
   let lastExclusive = -1;
@@ -51,8 +52,7 @@ export function sharedTurnOf(ahead: readonly IKeyValue[], claim: Claim): Turn {
     return { holds: false, watch: [ahead[lastExclusive]!], grants };
   }
   if (ahead.length < claim.limit) return HOLDS;
-  const watch = ahead.slice(0, SHARED_WATCH_MOST);
-  return { holds: false, watch, grants: ahead.length === claim.limit ? watch.length : 0 };
+  return { holds: false, watch: ahead, grants: ahead.length === claim.limit ? ahead.length : 0 };
 }
 
 /**
