@@ -25,9 +25,9 @@
  * token). A writer (the mutex) waits for the last entry of any kind before it; a reader for the
  * last exclusive entry before it, so once a writer waits, later readers queue behind it; a permit
  * holds once no exclusive entry and fewer than `limit` entries are ahead of it (semaphore waiters
- * are served in arrival order) and watches the oldest entries ahead (the holders, at most 16)
- * until then. `etcdctl lock NAME` and Go's mutex see readers and permits as entries ahead of
- * theirs, and wait for them. Fences are create revisions, readers' too.
+ * are served in arrival order) and watches every entry ahead until then. `etcdctl lock NAME` and
+ * Go's mutex see readers and permits as entries ahead of theirs, and wait for them. Fences are
+ * create revisions, readers' too.
  *
  * Through an etcd outage, releases and `close()` retry for `releaseTimeoutMs`; a client built from
  * a URL lets calls through again within half a second of etcd's return. Against an etcd that is
