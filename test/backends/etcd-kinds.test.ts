@@ -1,19 +1,24 @@
 /**
  * The etcd backend's read-write locks and semaphores beyond the conformance suite: waiters are
  * woken by watches on the right entries (the periodic re-check is turned off, so a missed wake-up
- * would time out), a batch of readers follows a writer at once, the limit check sees waiters, and
- * `inspect` tells this backend's holders (time left) from others' (unknown).
+ * would time out), a batch of readers follows a writer at once, a killed process's share comes
+ * back with its session lease, the limit check sees waiters, and `inspect` tells this backend's
+ * holders (time left) from others' (unknown).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdBackend } from '../../src/backends/etcd/index.js';
 import { LimitMismatchError, LockLostError } from '../../src/core/errors.js';
 import type { Lease } from '../../src/core/lease.js';
 import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { startEtcd, type EtcdServer } from '../harness/etcd.js';
-import { waitUntil } from '../harness/process.js';
+import { killAndWait, waitUntil } from '../harness/process.js';
 
+const childScript = fileURLToPath(new URL('../fixtures/etcd-child.ts', import.meta.url));
 let server: EtcdServer;
 const managers: LockManager[] = [];
+const children: ChildProcess[] = [];
 let counter = 0;
 const freshKey = (label: string) => `etcd-kinds/${label}-${process.pid}-${(counter += 1)}`;
 
@@ -21,6 +26,7 @@ beforeAll(async () => {
   server = await startEtcd(1);
 }, 60_000);
 afterAll(async () => {
+  await Promise.allSettled(children.map((child) => killAndWait(child)));
   await Promise.allSettled(managers.map((m) => m.close()));
   await server?.stop();
 });
@@ -146,6 +152,43 @@ describe('etcd kinds: wake-ups', () => {
     ]);
     await Promise.all([reader.release(), second.release()]);
   });
+});
+
+describe('etcd kinds: crashed holders', () => {
+  it("a killed process's read share and permit come back when its session lease ends", async () => {
+    const sessionTtlMs = 2_000;
+    for (const kind of ['read', 'permit:1']) {
+      const key = freshKey(`killed-${kind.replace(':', '-')}`);
+      const child = spawn(process.execPath, ['--import', 'tsx', childScript], {
+        env: {
+          ...process.env,
+          DISTLOCK_ETCD_URL: server.url,
+          DISTLOCK_ETCD_SESSION_TTL_MS: String(sessionTtlMs),
+          DISTLOCK_CHILD_KEY: key,
+          DISTLOCK_CHILD_KIND: kind,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      await waitUntil(`the child holds ${key}`, () => out.includes('"acquired"'), 20_000);
+      const locks = client();
+      const info = await locks.inspect(key);
+      expect(info?.mode).toBe('shared');
+      expect(info?.limit).toBe(kind === 'read' ? Infinity : 1);
+      // A writer waits for the dead holder's entry to go.
+      const writing = locks.readWrite(key).write({ waitMs: 20_000 });
+      await queued(locks, key, 1);
+      await killAndWait(child);
+      const killedAt = Date.now();
+      const writer = await writing;
+      // Its lease's TTL (at most one keep-alive interval more) and etcd's 500 ms expiry check.
+      expect(Date.now() - killedAt).toBeLessThan(sessionTtlMs + 3_000);
+      await writer.release();
+      expect(await locks.inspect(key)).toBeNull();
+    }
+  }, 60_000);
 });
 
 describe('etcd kinds: limits and inspect', () => {
