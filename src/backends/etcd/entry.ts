@@ -13,15 +13,11 @@
  * Every read and write of a value goes through {@link entryValue} and {@link readEntry}.
  */
 import type { IKeyValue } from 'etcd3';
-import type { LockMode } from '../../core/backend.js';
 import { EXCLUSIVE, READER, permit, type Claim } from '../../core/kinds.js';
 import type { EtcdSession } from './session.js';
 
 /** Marks a shared entry's value (and ends its claim): a byte that UTF-8 never contains. */
 const SHARED_MARK = 0xff;
-
-/** How an entry holds its lock. */
-export type EntryMode = LockMode;
 
 /** What an entry's value says. */
 export interface EntryValue extends Claim {
