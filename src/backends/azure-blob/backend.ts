@@ -89,9 +89,9 @@ export class AzureBlobBackend implements LockBackend {
           await this.#createBlob(blob, hashed ? request.key : '', abortSignal);
         }
       }
-      let fence: bigint | null;
+      let raised: Awaited<ReturnType<typeof raiseFence>>;
       try {
-        fence = await raiseFence(blob, leaseId, request.token, seconds, abortSignal);
+        raised = await raiseFence(blob, leaseId, request.token, seconds, abortSignal);
       } catch (error) {
         // Unknown whether the write landed: give the lease back rather than hold it for its TTL.
         await blob
@@ -100,10 +100,17 @@ export class AzureBlobBackend implements LockBackend {
           .catch(() => undefined);
         throw error;
       }
-      if (fence === null) return { acquired: false }; // lost between the acquire and the write
-      const keeper = this.#keeper(request.key, blob, leaseId, seconds);
+      if (raised === null) {
+        // Lost between the acquire and the write, or (a retried write) unsure: no fence, no lease.
+        await blob
+          .getBlobLeaseClient(leaseId)
+          .releaseLease()
+          .catch(() => undefined);
+        return { acquired: false };
+      }
+      const keeper = this.#keeper(request.key, blob, leaseId, seconds, raised.etag);
       keeper.keep(sentAt, request.ttlMs);
-      return { acquired: true, fence, startedAt: sentAt, lost: keeper.signal };
+      return { acquired: true, fence: raised.fence, startedAt: sentAt, lost: keeper.signal };
     });
   }
 
@@ -116,19 +123,22 @@ export class AzureBlobBackend implements LockBackend {
       const { blob } = this.#blob(lease.key);
       const leaseId = leaseIdOf(lease.token);
       const sentAt = Date.now();
+      let keeper = this.#keepers.get(holdingId(blob, leaseId));
       try {
-        await blob.getBlobLeaseClient(leaseId).renewLease({ abortSignal });
+        await renew(blob, leaseId, keeper?.etag, abortSignal);
       } catch (error) {
         const outcome = refusal(error);
         if (outcome === undefined) throw error;
+        keeper?.stop();
         return { extended: false, reason: outcome };
       }
-      let keeper = this.#keepers.get(holdingId(blob, leaseId));
       if (!keeper && ttlMs > MIN_LEASE_SECONDS * 1_000) {
         // A holding another process (or an earlier instance) made: learn its lease's duration.
         const properties = await blob.getProperties({ conditions: { leaseId }, abortSignal });
         const seconds = leaseSecondsOf(properties.metadata) ?? MIN_LEASE_SECONDS;
-        if (ttlMs > seconds * 1_000) keeper = this.#keeper(lease.key, blob, leaseId, seconds);
+        if (ttlMs > seconds * 1_000) {
+          keeper = this.#keeper(lease.key, blob, leaseId, seconds, properties.etag);
+        }
       }
       keeper?.keep(sentAt, ttlMs);
       return { extended: true };
@@ -148,7 +158,10 @@ export class AzureBlobBackend implements LockBackend {
         if (state !== 'leased') return 'expired';
       }
       try {
-        await blob.getBlobLeaseClient(leaseId).releaseLease({ abortSignal });
+        await blob.getBlobLeaseClient(leaseId).releaseLease({
+          conditions: keeper?.etag === undefined ? {} : { ifMatch: keeper.etag },
+          abortSignal,
+        });
         return 'released';
       } catch (error) {
         const outcome = refusal(error);
@@ -274,15 +287,22 @@ export class AzureBlobBackend implements LockBackend {
     }
   }
 
-  #keeper(key: string, blob: BlobClient, leaseId: string, seconds: number): LeaseKeeper {
+  #keeper(
+    key: string,
+    blob: BlobClient,
+    leaseId: string,
+    seconds: number,
+    etag: string | undefined,
+  ): LeaseKeeper {
     const id = holdingId(blob, leaseId);
     this.#keepers.get(id)?.stop();
     const keeper = new LeaseKeeper(
       key,
       seconds,
-      async () => {
+      etag,
+      async (current) => {
         try {
-          await blob.getBlobLeaseClient(leaseId).renewLease();
+          await renew(blob, leaseId, current, undefined);
           return 'renewed';
         } catch (error) {
           if (refusal(error) !== undefined) return 'lost';
@@ -296,6 +316,22 @@ export class AzureBlobBackend implements LockBackend {
     this.#keepers.set(id, keeper);
     return keeper;
   }
+}
+
+/**
+ * Renew `leaseId`'s lease on `blob`; with the holding's `etag`, only if nobody has written the blob
+ * since its fence write (see `fence.ts`: a 412 then means another holder came and went).
+ */
+async function renew(
+  blob: BlobClient,
+  leaseId: string,
+  etag: string | undefined,
+  abortSignal: AbortSignal | undefined,
+): Promise<void> {
+  await blob.getBlobLeaseClient(leaseId).renewLease({
+    conditions: etag === undefined ? {} : { ifMatch: etag },
+    abortSignal,
+  });
 }
 
 function holdingId(blob: BlobClient, leaseId: string): string {

@@ -6,14 +6,20 @@
  * and nobody wrote since its read: each holder that gets a fence gets one greater than every
  * earlier holder's. A holder that lost its lease between the acquire and the write gets
  * `null` — no fence, and the attempt fails.
+ *
+ * The write's new ETag is the holding's: nobody else can change the blob while the lease is the
+ * holder's, so a later renewal or release conditioned on it (`If-Match`) fails if another holder
+ * has taken the key since. Azure refuses to renew a lease under another lease id anyway; Azurite
+ * renews a lapsed lease under any id, and the ETag catches that too.
  */
 import type { BlobClient } from '@azure/storage-blob';
 import { statusOf } from './errors.js';
 import { fenceOf, holderMetadata } from './metadata.js';
 
 /**
- * Raise the fence of the blob whose lease `leaseId` holds; the new fence, or `null` when the
- * lease is no longer `leaseId`'s (HTTP 412 on the read or the write). Other failures throw.
+ * Raise the fence of the blob whose lease `leaseId` holds; the new fence and the blob's ETag after
+ * the write, or `null` when the lease is no longer `leaseId`'s (HTTP 412 on the read or the
+ * write). Other failures throw.
  */
 export async function raiseFence(
   blob: BlobClient,
@@ -21,15 +27,15 @@ export async function raiseFence(
   token: string,
   leaseSeconds: number,
   abortSignal: AbortSignal | undefined,
-): Promise<bigint | null> {
+): Promise<{ readonly fence: bigint; readonly etag: string | undefined } | null> {
   try {
     const properties = await blob.getProperties({ conditions: { leaseId }, abortSignal });
     const fence = fenceOf(properties.metadata) + 1n;
-    await blob.setMetadata(holderMetadata(fence, token, leaseSeconds), {
+    const written = await blob.setMetadata(holderMetadata(fence, token, leaseSeconds), {
       conditions: { leaseId, ifMatch: properties.etag },
       abortSignal,
     });
-    return fence;
+    return { fence, etag: written.etag };
   } catch (error) {
     if (statusOf(error) === 412) return null;
     throw error;

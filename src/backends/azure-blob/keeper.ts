@@ -13,8 +13,11 @@
  */
 import { LockLostError } from '../../core/errors.js';
 
-/** Renew the blob lease: `renewed`, or `lost` when it is no longer this holding's. Throws when unreachable. */
-export type RenewLease = () => Promise<'renewed' | 'lost'>;
+/**
+ * Renew the blob lease (conditioned on `etag`, see `fence.ts`): `renewed`, or `lost` when it is no
+ * longer this holding's. Throws when unreachable.
+ */
+export type RenewLease = (etag: string | undefined) => Promise<'renewed' | 'lost'>;
 
 /** Time before the store lease's end (as measured from the renewal's send) at which a keeper gives up. */
 const SAFETY_MS = 1_000;
@@ -28,6 +31,8 @@ export class LeaseKeeper {
   readonly #leaseMs: number;
   readonly #renew: RenewLease;
   readonly #forget: () => void;
+  /** The blob's ETag after this holding's fence write: any later change is another holder's. */
+  readonly etag: string | undefined;
   /** Local deadline the holding must be kept until. */
   #deadline = 0;
   /** The earliest local time the store lease can end (the last successful send + its duration). */
@@ -37,8 +42,15 @@ export class LeaseKeeper {
   #guard: NodeJS.Timeout | undefined;
   #stopped = false;
 
-  constructor(key: string, leaseSeconds: number, renew: RenewLease, forget: () => void) {
+  constructor(
+    key: string,
+    leaseSeconds: number,
+    etag: string | undefined,
+    renew: RenewLease,
+    forget: () => void,
+  ) {
     this.#key = key;
+    this.etag = etag;
     this.#leaseMs = leaseSeconds * 1_000;
     this.#renew = renew;
     this.#forget = forget;
@@ -101,7 +113,7 @@ export class LeaseKeeper {
     const sentAt = Date.now();
     let outcome: 'renewed' | 'lost' | 'unreachable';
     try {
-      outcome = await this.#renew();
+      outcome = await this.#renew(this.etag);
     } catch {
       outcome = 'unreachable';
     }

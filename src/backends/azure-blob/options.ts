@@ -1,8 +1,8 @@
 /**
  * The options of `azureBlobBackend` and how they become a `ContainerClient`: the user's own, or one
  * built from a connection string or a container URL with a SAS token. Clients the backend builds
- * make one try per call (the SDK's own retries would wait for seconds on an unreachable account;
- * the core retries waits, by deadline). Secrets (the account key, the SAS signature) are collected
+ * retry a failed request once, at once (the SDK's default retries would wait for seconds on an
+ * unreachable account; the core retries waits, by deadline). Secrets (the account key, the SAS signature) are collected
  * so that every error can be scrubbed of them.
  */
 import {
@@ -90,7 +90,16 @@ export function resolveOptions(options: AzureBlobBackendOptions): ResolvedAzureB
     throw new InvalidArgumentError('requestTimeoutMs', 'must be a positive integer');
   }
   const pipeline: StoragePipelineOptions = {
-    retryOptions: { maxTries: 1, tryTimeoutInMs: timeout },
+    // One quick second try: a kept-alive connection that the server closed as it was reused
+    // (ECONNRESET) is routine, and every call here is safe to repeat (a repeated lease call
+    // with the same lease id is answered as the first; see backend.ts for the fence write).
+    // Anything longer is the core's business, by deadline.
+    retryOptions: {
+      maxTries: 2,
+      retryDelayInMs: 20,
+      maxRetryDelayInMs: 20,
+      tryTimeoutInMs: timeout,
+    },
     userAgentOptions: { userAgentPrefix: 'distlock' },
   };
   if ('container' in options && options.container !== undefined) {
