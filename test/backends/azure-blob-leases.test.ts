@@ -19,6 +19,7 @@ import {
   leaseIdOf,
   leaseSecondsFor,
 } from '../../src/backends/azure-blob/index.js';
+import { openBackend } from '../../src/backend-url.js';
 import { raiseFence } from '../../src/backends/azure-blob/fence.js';
 import {
   blobNameOf,
@@ -207,6 +208,20 @@ describe.concurrent('on Azurite', () => {
     const held = await viaSas.acquire(key);
     expect((await client().inspect(key))?.token).toBe(held.token);
     expect(await held.release()).toBe('released');
+  });
+
+  it('opens through openBackend: azblob://CONTAINER with the connection string', async () => {
+    const viaUrl = createLocks({
+      backend: await openBackend(`azblob://${containerName}`, {
+        azureConnectionString: azurite.connectionString(),
+      }),
+      ttlMs: 15_000,
+    });
+    managers.push(viaUrl);
+    const key = freshKey('url');
+    const lease = await viaUrl.acquire(key);
+    expect((await client().inspect(key))?.token).toBe(lease.token);
+    await lease.release();
   });
 
   it('a holder that lost its lease between the acquire and the fence write gets no fence', async () => {
