@@ -1,13 +1,15 @@
 /**
  * Spawns Azurite's blob service (the `azurite` npm package, a devDependency) on a free loopback
- * port, in memory: a restart forgets every blob and lease. `node_modules/.bin/azurite-blob` is
- * spawned directly (through `npx` a kill would leave the server orphaned), always with
+ * port, in memory: a restart forgets every blob and lease. Azurite's blob entry point (what
+ * `node_modules/.bin/azurite-blob` runs) is spawned directly under this Node (through `npx` a
+ * kill would leave the server orphaned), always with
  * `--disableTelemetry` (without it Azurite phones home and takes seconds to exit) and
  * `--skipApiVersionCheck` (the SDK speaks a newer API version than Azurite declares).
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import {
   freePort,
   killAndWait,
@@ -23,13 +25,20 @@ export const AZURITE_ACCOUNT = 'devstoreaccount1';
 export const AZURITE_KEY =
   'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
-const BIN = fileURLToPath(new URL('../../node_modules/.bin/azurite-blob', import.meta.url));
+/** The `azurite` package's directory and version (found from here or from a compiled copy). */
+export function azuritePackage(): { readonly dir: string; readonly version: string } {
+  const manifest = createRequire(import.meta.url).resolve('azurite/package.json');
+  const { version } = JSON.parse(readFileSync(manifest, 'utf8')) as { version: string };
+  return { dir: dirname(manifest), version };
+}
 
 /** A running Azurite blob service. */
 export interface AzuriteServer {
   readonly port: number;
   /** `http://127.0.0.1:<port>/devstoreaccount1` */
   readonly blobEndpoint: string;
+  /** {@link connectionString} with the right key: names `:port`, as the fault suite's `url` must. */
+  readonly url: string;
   /** A connection string for the development account (`key` overrides its account key). */
   connectionString(key?: string): string;
   readonly process: ChildProcess;
@@ -54,20 +63,30 @@ export interface AzuriteServer {
  * ```
  */
 export async function startAzurite(): Promise<AzuriteServer> {
-  if (!existsSync(BIN)) {
-    throw new Error(`${BIN} is missing: run npm ci (azurite is a devDependency)`);
+  let dir: string;
+  try {
+    dir = azuritePackage().dir;
+  } catch (error) {
+    throw new Error('the azurite package is missing: run npm ci (it is a devDependency)', {
+      cause: error,
+    });
   }
-  return startOnFreePorts(startAzuriteOnce);
+  // Node running Azurite's blob entry point itself (what node_modules/.bin/azurite-blob runs), so
+  // that the child is the server: killing it kills the server.
+  const main = join(dir, 'dist/src/blob/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: reinstall azurite`);
+  return startOnFreePorts(() => startAzuriteOnce(main));
 }
 
-async function startAzuriteOnce(): Promise<AzuriteServer> {
+async function startAzuriteOnce(main: string): Promise<AzuriteServer> {
   const port = await freePort();
   // Its working directory (in memory, it writes nothing there; a debug log would go there).
   const dir = tempDir('distlock-azurite-');
   const spawnOne = async () => {
     const child = spawnServer(
-      BIN,
+      process.execPath,
       [
+        main,
         '--blobHost',
         '127.0.0.1',
         '--blobPort',
@@ -103,11 +122,13 @@ async function startAzuriteOnce(): Promise<AzuriteServer> {
     throw error;
   }
   const blobEndpoint = `http://127.0.0.1:${port}/${AZURITE_ACCOUNT}`;
+  const connectionString = (key = AZURITE_KEY) =>
+    `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${key};BlobEndpoint=${blobEndpoint};`;
   return {
     port,
     blobEndpoint,
-    connectionString: (key = AZURITE_KEY) =>
-      `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${key};BlobEndpoint=${blobEndpoint};`,
+    url: connectionString(),
+    connectionString,
     get process() {
       return child;
     },
