@@ -283,6 +283,26 @@ describe.concurrent('on Azurite', () => {
     await thief.release();
   }, 100_000);
 
+  it('a long lease whose renewals cannot reach the account is signalled lost before its 60 s blob lease could end', async () => {
+    const own = await startAzurite();
+    try {
+      const locks = client(own);
+      const sentAt = Date.now();
+      const lease = await locks.acquire(freshKey('long-unreachable'), { ttlMs: 120_000 });
+      own.pause(); // the account stops answering: the renewal at 30 s hangs, then fails
+      const lostAt = await new Promise<number>((resolve) =>
+        lease.signal.addEventListener('abort', () => resolve(Date.now()), { once: true }),
+      );
+      // The blob lease ends 60 s after Azure took the acquire, which was after `sentAt`.
+      expect(lostAt).toBeLessThan(sentAt + 60_000);
+      expect(lostAt).toBeGreaterThan(sentAt + 30_000);
+      expect((lease.signal.reason as LockLostError).reason).toBe('unreachable');
+    } finally {
+      own.resume();
+      await own.stop();
+    }
+  }, 100_000);
+
   it('a wrong account key or SAS is a typed, non-retryable error at once, with no secret anywhere', async () => {
     const key = Buffer.alloc(64, 3).toString('base64');
     const wrongKey = createLocks({
