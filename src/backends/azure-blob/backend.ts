@@ -82,9 +82,9 @@ export class AzureBlobBackend implements LockBackend {
           await blob.getBlobLeaseClient(leaseId).acquireLease(seconds, { abortSignal });
           break;
         } catch (error) {
-          if (statusOf(error) === 409 && codeOf(error) === 'LeaseAlreadyPresent') {
-            return { acquired: false };
-          }
+          // LeaseAlreadyPresent; or a lease another program breaks with a break period
+          // (LeaseIsBreakingAndCannotBeAcquired): held either way, for now.
+          if (statusOf(error) === 409) return { acquired: false };
           if (statusOf(error) !== 404 || attempt > 0) throw error;
           await this.#createBlob(blob, hashed ? request.key : '', abortSignal);
         }
