@@ -106,7 +106,7 @@ async function startAzuriteOnce(main: string): Promise<AzuriteServer> {
           }
           return /successfully listen/i.test(child.output());
         },
-        20_000,
+        15_000, // three tries fit in a 60 s hook
       );
     } catch (error) {
       await killAndWait(child);
