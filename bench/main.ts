@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: distlock against its peers and the floors on Redis (issue 4), etcd (issue 5)
- * and PostgreSQL (issue 16), on servers this process spawns on free loopback ports and always
+ * `npm run bench`: distlock against its peers and the floors on Redis (issue 4), etcd (issue 5),
+ * PostgreSQL (issue 16) and Azure Blob Storage on Azurite (issue 17), on servers this process spawns on free loopback ports and always
  * kills again.
  *
  * It runs as JavaScript compiled by `tsc` (`tsconfig.bench.json` → `.bench-build/`), as users run
@@ -17,6 +17,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { benchAzureBlob } from './azure-blob-suite.js';
 import { benchEtcd } from './etcd-suite.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { benchPostgres } from './postgres-suite.js';
@@ -31,6 +32,7 @@ import {
   type StoreResults,
 } from './report.js';
 import {
+  startAzurite,
   startEtcd,
   startPostgres,
   startRedis,
@@ -70,7 +72,12 @@ function allTables(results: readonly StoreResults[]): Table[] {
 
 async function run(options: BenchOptions): Promise<number> {
   const startedAt = new Date();
-  const starters = { redis: startRedis, etcd: startEtcd, postgres: startPostgres };
+  const starters = {
+    redis: startRedis,
+    etcd: startEtcd,
+    postgres: startPostgres,
+    'azure-blob': startAzurite,
+  };
   const servers = await Promise.all(options.stores.map((store) => starters[store]()));
   for (const server of servers)
     log(`${server.name} on 127.0.0.1:${server.port} (${server.version})`);
@@ -79,6 +86,8 @@ async function run(options: BenchOptions): Promise<number> {
   for (const server of servers) {
     if (server.name === 'redis') results.push(await benchRedis(server.port, options, show, log));
     else if (server.name === 'etcd') results.push(await benchEtcd(server.port, options, show, log));
+    else if (server.name === 'azure-blob')
+      results.push(await benchAzureBlob(server.url!, options, show, log));
     else results.push(await benchPostgres(server.url!, options, show, log));
   }
   const targets = results.flatMap((result) => [

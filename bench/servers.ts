@@ -5,6 +5,7 @@
  * resort, the process `exit` hook) kills it.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import { azuritePackage, startAzurite as startAzuriteServer } from '../test/harness/azurite.js';
 import { startEtcd as startEtcdServer } from '../test/harness/etcd.js';
 import { postgresBinDir, startPostgres as startPostgresServer } from '../test/harness/postgres.js';
 import { startRedis as startRedisServer } from '../test/harness/redis.js';
@@ -92,6 +93,22 @@ export async function startPostgres(): Promise<RunningServer> {
     port: server.port,
     url: server.url,
     version: versionOf(`${postgresBinDir()}/postgres`, ['--version']),
+    stop,
+  };
+}
+
+/** Start Azurite's blob service in memory (the `azurite` devDependency). `url`: its connection string. */
+export async function startAzurite(): Promise<RunningServer> {
+  const server = await startAzuriteServer();
+  const stop = track(
+    () => [server.process],
+    () => server.stop(),
+  );
+  return {
+    name: 'azure-blob',
+    port: server.port,
+    url: server.connectionString(),
+    version: `Azurite ${azuritePackage().version}`,
     stop,
   };
 }

@@ -7,6 +7,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { defaultLockDirectory } from './backends/files/lock-directory.js';
+import type { AzureBlobCommonOptions } from './backends/azure-blob/index.js';
 import type { EtcdBackendOptions } from './backends/etcd/index.js';
 import type { FilesBackendOptions } from './backends/files/index.js';
 import type { PostgresBackendOptions } from './backends/postgres/index.js';
@@ -30,6 +31,13 @@ export interface OpenBackendOptions {
   readonly etcd?: Omit<EtcdBackendOptions, 'url' | 'client'>;
   /** Extra options for the PostgreSQL backend (the connection comes from the URL). @default none */
   readonly postgres?: Omit<PostgresBackendOptions, 'url' | 'pool'>;
+  /** Extra options for the Azure blob backend (the account comes from the URL). @default none */
+  readonly azureBlob?: AzureBlobCommonOptions;
+  /**
+   * The storage account of `azblob://CONTAINER` URLs: an Azure Storage connection string.
+   * @default process.env.AZURE_STORAGE_CONNECTION_STRING (the variable the Azure CLI reads)
+   */
+  readonly azureConnectionString?: string;
 }
 
 /**
@@ -43,11 +51,10 @@ export function defaultLockDir(): string {
 /** URL schemes that are planned but whose backend does not exist yet. */
 const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
   redlock: 'redlock (several independent Redis nodes)',
-  azblob: 'Azure Blob Storage',
 });
 
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db';
+  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db, azblob://CONTAINER, https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -57,10 +64,15 @@ const SUPPORTED_FORMS =
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
  * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
  * - `postgres://[user:password@]host:port/database` and `postgresql://…` — a lease table in
- *   PostgreSQL (lease mode).
+ *   PostgreSQL (lease mode);
+ * - `azblob://CONTAINER` — blob leases in that container of the storage account named by the
+ *   connection string in `AZURE_STORAGE_CONNECTION_STRING` (or `options.azureConnectionString`);
+ * - `https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=…` (or `http://…`) — blob leases in
+ *   the container that URL names, with the SAS token in it.
  *
- * `redlock://`, `azblob://` and Azure connection strings are recognised but not
- * available yet. Every error names the URL with its password replaced by `***`.
+ * `redlock://` is recognised but not available yet; a bare Azure connection string is refused
+ * with a message saying how to name the container. Every error names the URL with its password,
+ * account key or SAS signature replaced by `***`.
  *
  * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
  *   backend that is not available yet; {@link MissingClientLibraryError} (an
@@ -81,7 +93,7 @@ export async function openBackend(
   if (isAzureConnectionString(text)) {
     throw new InvalidArgumentError(
       'url',
-      `Azure Blob Storage is not available yet (${redactUrl(text)}); supported: ${SUPPORTED_FORMS}`,
+      `an Azure Storage connection string names no container (${redactUrl(text)}): put it in AZURE_STORAGE_CONNECTION_STRING and use azblob://CONTAINER`,
     );
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
@@ -123,6 +135,17 @@ export async function openBackend(
       requireHost(text);
       const { postgresBackend } = await import('./backends/postgres/index.js');
       return postgresBackend({ ...options.postgres, url: text });
+    }
+    case 'azblob':
+      return openAzureBlob(text, options);
+    case 'https':
+    case 'http': {
+      const { azureBlobBackend } = await importNeeding(
+        scheme,
+        '@azure/storage-blob',
+        () => import('./backends/azure-blob/index.js'),
+      );
+      return azureBlobBackend({ ...options.azureBlob, url: text });
     }
     default: {
       const planned = PLANNED_SCHEMES[scheme];
@@ -182,6 +205,55 @@ async function importNeeding<T>(
   } catch (error) {
     if (isMissingPackage(error, packageName)) {
       throw new MissingClientLibraryError(scheme, packageName, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** `azblob://CONTAINER`: the account from the connection string, never from the URL. */
+async function openAzureBlob(text: string, options: OpenBackendOptions): Promise<LockBackend> {
+  const match = /^azblob:\/\/([^/?#]*)\/?$/i.exec(text);
+  const container = match?.[1] ?? '';
+  if (container.includes('@') || container.includes(':')) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" carries credentials: azblob://CONTAINER takes the account from AZURE_STORAGE_CONNECTION_STRING`,
+    );
+  }
+  if (container === '') {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" names no container (azblob://CONTAINER)`,
+    );
+  }
+  if (!/^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/.test(container)) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}": the container name must be 3–63 lowercase letters, digits and single hyphens`,
+    );
+  }
+  const connectionString =
+    options.azureConnectionString ?? process.env.AZURE_STORAGE_CONNECTION_STRING;
+  if (!connectionString) {
+    throw new InvalidArgumentError(
+      'url',
+      `${text} takes the storage account from AZURE_STORAGE_CONNECTION_STRING, which is not set`,
+    );
+  }
+  const { azureBlobBackend } = await importNeeding(
+    'azblob',
+    '@azure/storage-blob',
+    () => import('./backends/azure-blob/index.js'),
+  );
+  try {
+    return azureBlobBackend({ ...options.azureBlob, connectionString, containerName: container });
+  } catch (error) {
+    // The option names are the backend's; for a URL caller, the URL (or its variable) is at fault.
+    if (error instanceof InvalidArgumentError && error.option !== 'url') {
+      throw new InvalidArgumentError(
+        'url',
+        `${redactUrl(text)} with AZURE_STORAGE_CONNECTION_STRING: ${error.message}`,
+      );
     }
     throw error;
   }

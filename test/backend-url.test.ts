@@ -55,6 +55,10 @@ describe('redactUrl', () => {
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=Eby8vdM02x==;BlobEndpoint=http://127.0.0.1:1/dev;',
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=***;BlobEndpoint=http://127.0.0.1:1/dev;',
     ],
+    [
+      'https://acct.blob.core.windows.net/locks?sv=2023-11-03&sp=rwl&sig=abc%2Bdef%3D',
+      'https://acct.blob.core.windows.net/locks?sv=2023-11-03&sp=rwl&sig=***',
+    ],
   ])('%s', (url, redacted) => {
     expect(redactUrl(url)).toBe(redacted);
   });
@@ -106,14 +110,52 @@ describe('openBackend', () => {
     }
   });
 
+  it('opens azblob://CONTAINER with the account of AZURE_STORAGE_CONNECTION_STRING, and a container URL with a SAS', async () => {
+    const connectionString =
+      'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=c2VjcmV0;BlobEndpoint=http://127.0.0.1:1/dev;';
+    const saved = process.env.AZURE_STORAGE_CONNECTION_STRING;
+    try {
+      process.env.AZURE_STORAGE_CONNECTION_STRING = connectionString;
+      for (const url of [
+        'azblob://locks',
+        'https://acct.blob.core.windows.net/locks?sv=2023-11-03&sp=rwl&sig=secret',
+      ]) {
+        const backend = await openBackend(url);
+        expect(backend.name).toBe('azure-blob');
+        expect(backend.capabilities.minTtlMs).toBe(15_000);
+        await backend.close();
+      }
+      delete process.env.AZURE_STORAGE_CONNECTION_STRING;
+      const error = await openError('azblob://locks');
+      expect(error.message).toMatch(/AZURE_STORAGE_CONNECTION_STRING, which is not set/);
+      const backend = await openBackend('azblob://locks', {
+        azureConnectionString: connectionString,
+      });
+      expect(backend.name).toBe('azure-blob');
+      await backend.close();
+      const bad = await openBackend('azblob://locks', {
+        azureConnectionString: 'AccountKey=secret;garbage',
+      }).catch((e: unknown) => e);
+      expect(bad).toBeInstanceOf(InvalidArgumentError);
+      expect((bad as InvalidArgumentError).option).toBe('url');
+      expect((bad as Error).message).not.toContain('secret');
+    } finally {
+      if (saved === undefined) delete process.env.AZURE_STORAGE_CONNECTION_STRING;
+      else process.env.AZURE_STORAGE_CONNECTION_STRING = saved;
+    }
+  });
+
   it.each([
     ['redlock://u:secret@a:1,b:2,c:3', /redlock.*not available yet/],
     ['postgres://u:secret@/app', /names no host/],
-    ['azblob://acct:secret@container', /Azure Blob Storage.*not available yet/],
+    ['azblob://acct:secret@container', /carries credentials.*AZURE_STORAGE_CONNECTION_STRING/],
+    ['azblob://', /names no container/],
+    ['azblob://Bad_Container', /container name/],
     [
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=secret;BlobEndpoint=http://h/dev',
-      /Azure Blob Storage is not available yet/,
+      /names no container.*azblob:\/\/CONTAINER/,
     ],
+    ['https://acct.blob.core.windows.net/?sv=1&sig=secret', /container URL/],
     ['gopher://u:secret@h:1', /unknown backend "gopher:"/],
     ['not a url', /is not a backend URL/],
     ['redis://u:secret@', /names no host/],

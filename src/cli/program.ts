@@ -24,8 +24,10 @@ const BACKENDS_HELP = `Backends (--backend URL, else $${BACKEND_URL_ENV}, else l
   redis://[user:password@]host:6379[/db]   Redis; rediss:// for TLS
   etcd://host1:2379,host2:2379      an etcd cluster's client endpoints
   postgres://[user:password@]host:5432/db   PostgreSQL (a lease table); postgresql:// too
-  redlock://, azblob:// and Azure connection strings: not available yet
-  Passwords in URLs are never printed.
+  azblob://CONTAINER                Azure blob leases; the account from $AZURE_STORAGE_CONNECTION_STRING
+  https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS   the same, by a container URL with a SAS
+  redlock://: not available yet
+  Passwords, account keys and SAS signatures are never printed.
 
 Durations: 500ms, 30s, 5m, 1h, or a bare number of seconds (5 = 5s, as for flock -w).`;
 

@@ -33,6 +33,20 @@ export interface BackendCapabilities {
    * @default false
    */
   readonly endsWithConnection?: boolean;
+  /**
+   * The shortest `ttlMs` the store can honour (Azure blob leases last at least 15 s). The core
+   * refuses a shorter `ttlMs` (in `acquire`, `withLock`, `extend`, the manager's default) with an
+   * `InvalidArgumentError` naming `ttlMs`, before any store call.
+   * @default 1 (any positive TTL)
+   */
+  readonly minTtlMs?: number;
+  /**
+   * The longest `ttlMs` the store can honour; the core refuses a longer one the same way. A
+   * backend that serves any TTL (even one beyond its store's longest lease, by renewing the store
+   * lease itself) leaves it unset.
+   * @default no bound beyond what a timer can honour
+   */
+  readonly maxTtlMs?: number;
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   type LostEvent,
   type ReleasedEvent,
 } from './events.js';
-import { driftMs, validateTtl } from './options.js';
+import { driftMs, validateBackendTtl } from './options.js';
 import { withTimeout } from './race.js';
 
 /** The events a lease emits, and what each adds to the fields they share. */
@@ -146,10 +146,10 @@ export class Lease implements AsyncDisposable {
    *   BackendUnavailableError (retryable) if the store could not be reached.
    */
   async extend(ttlMs: number = this.#ttlMs): Promise<void> {
-    validateTtl(ttlMs);
+    const backend = this.#context.backend;
+    validateBackendTtl(ttlMs, backend.capabilities, backend.name);
     this.#throwIfLost();
     const sentAt = Date.now();
-    const backend = this.#context.backend;
     const result = await withTimeout(
       backend.extend(this.#ref(), ttlMs),
       this.#context.operationTimeoutMs,

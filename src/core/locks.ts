@@ -33,7 +33,7 @@ import {
   validateRetry,
   validateSignal,
   validateToken,
-  validateTtl,
+  validateBackendTtl,
   validateWait,
   type ResolvedRetryOptions,
   type RetryOptions,
@@ -178,7 +178,7 @@ export class LockManager {
       throw new InvalidArgumentError('options', 'must be an object');
     }
     this.#backend = validateBackend(options.backend);
-    this.#ttlMs = validateTtl(options.ttlMs ?? DEFAULTS.ttlMs);
+    this.#ttlMs = this.#validTtl(options.ttlMs ?? DEFAULTS.ttlMs);
     this.#waitMs = validateWait(options.waitMs ?? DEFAULTS.waitMs);
     const prefix = options.prefix ?? DEFAULTS.prefix;
     if (typeof prefix !== 'string') throw new InvalidArgumentError('prefix', 'must be a string');
@@ -487,7 +487,7 @@ export class LockManager {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'must be a function');
     if (typeof options !== 'object' || options === null)
       throw new InvalidArgumentError('options', 'must be an object');
-    const ttlMs = validateTtl(options.ttlMs ?? this.#ttlMs);
+    const ttlMs = this.#validTtl(options.ttlMs ?? this.#ttlMs);
     const renewEveryMs = options.renewEveryMs ?? Math.max(1, Math.floor(ttlMs / 3));
     if (!Number.isInteger(renewEveryMs) || renewEveryMs <= 0 || renewEveryMs >= ttlMs) {
       throw new InvalidArgumentError(
@@ -509,7 +509,7 @@ export class LockManager {
     validateKey(key);
     if (typeof options !== 'object' || options === null)
       throw new InvalidArgumentError('options', 'must be an object');
-    const ttlMs = validateTtl(options.ttlMs ?? this.#ttlMs);
+    const ttlMs = this.#validTtl(options.ttlMs ?? this.#ttlMs);
     const token = validateToken(
       options.token ?? this.#tokens(key),
       options.token === undefined ? 'tokens' : 'token',
@@ -533,6 +533,11 @@ export class LockManager {
       return new LimitMismatchError(request.userKey, error.limit, error.heldLimit);
     }
     return error;
+  }
+
+  /** A `ttlMs` the backend's store can honour (its `minTtlMs`/`maxTtlMs`). */
+  #validTtl(value: unknown): number {
+    return validateBackendTtl(value, this.#backend.capabilities, this.#backend.name);
   }
 
   #requireShared(what: string): void {

@@ -105,6 +105,33 @@ export function validateTtl(value: unknown, option = 'ttlMs'): number {
   return value;
 }
 
+/**
+ * A TTL the backend's store can honour: {@link validateTtl}, then within the backend's
+ * `capabilities.minTtlMs`/`maxTtlMs` (e.g. Azure blob leases: at least 15 s).
+ */
+export function validateBackendTtl(
+  value: unknown,
+  capabilities: { readonly minTtlMs?: number; readonly maxTtlMs?: number },
+  backendName: string,
+  option = 'ttlMs',
+): number {
+  const ttlMs = validateTtl(value, option);
+  const { minTtlMs, maxTtlMs } = capabilities;
+  if (minTtlMs !== undefined && ttlMs < minTtlMs) {
+    throw new InvalidArgumentError(
+      option,
+      `the ${backendName} backend holds leases of at least ${minTtlMs} ms, got ${ttlMs}`,
+    );
+  }
+  if (maxTtlMs !== undefined && ttlMs > maxTtlMs) {
+    throw new InvalidArgumentError(
+      option,
+      `the ${backendName} backend holds leases of at most ${maxTtlMs} ms, got ${ttlMs}`,
+    );
+  }
+  return ttlMs;
+}
+
 /** A timeout: a positive integer number of milliseconds a timer can honour. */
 export function validateTimeout(value: unknown, option: string): number {
   return validateTtl(value, option);

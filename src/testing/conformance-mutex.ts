@@ -19,7 +19,7 @@ import { runContenders } from './children.js';
 import { abortedAt, delay, now, queued, type SuiteContext } from './suite-context.js';
 
 export function mutexTests(ctx: SuiteContext): void {
-  const { options, ms, client, freshKey } = ctx;
+  const { options, ms, ttl, client, freshKey } = ctx;
   describe('mutual exclusion', () => {
     it('admits one holder at a time among many concurrent async clients, with fences in order', async () => {
       const key = freshKey('mutex');
@@ -137,9 +137,9 @@ export function mutexTests(ctx: SuiteContext): void {
     it('an abandoned lease expires; its signal fires before another client gets the lock', async () => {
       const key = freshKey('expiry');
       const [a, b] = [await client(), await client()];
-      const abandoned = await a.acquire(key, { ttlMs: ms(400) });
+      const abandoned = await a.acquire(key, { ttlMs: ttl(400) });
       const lostAt = abortedAt(abandoned.signal);
-      const next = await b.acquire(key, { waitMs: ms(10_000) });
+      const next = await b.acquire(key, { waitMs: ttl(400) + ms(10_000) });
       const acquiredAt = now();
       expect(await lostAt).toBeLessThanOrEqual(acquiredAt);
       expect(abandoned.signal.reason).toBeInstanceOf(LockLostError);
@@ -152,20 +152,22 @@ export function mutexTests(ctx: SuiteContext): void {
     it('expiresAt is no later than the TTL measured from before the request', async () => {
       const locks = await client();
       const before = Date.now();
-      const lease = await locks.acquire(freshKey('deadline'), { ttlMs: ms(5_000) });
-      expect(lease.expiresAt).toBeLessThan(before + ms(5_000));
-      expect(lease.expiresAt).toBeGreaterThan(before + ms(5_000) - ms(1_000));
+      const ttlMs = ttl(5_000);
+      const lease = await locks.acquire(freshKey('deadline'), { ttlMs });
+      expect(lease.expiresAt).toBeLessThan(before + ttlMs);
+      expect(lease.expiresAt).toBeGreaterThan(before + ttlMs - ms(1_000));
       await lease.release();
     });
 
     it('withLock renews the lease while fn runs past the TTL', async () => {
       const key = freshKey('renew');
       const [a, b] = [await client(), await client()];
-      const ttlMs = ms(600);
+      const ttlMs = ttl(600);
       const result = await a.withLock(
         key,
         async (lease) => {
-          const until = now() + ttlMs * 3;
+          // Three TTLs, or (long store leases) one TTL and 5 s: either way, renewals were needed.
+          const until = now() + Math.min(ttlMs * 3, ttlMs + ms(5_000));
           while (now() < until) {
             expect(await b.tryAcquire(key)).toBeNull();
             await delay(ms(100));
@@ -183,9 +185,9 @@ export function mutexTests(ctx: SuiteContext): void {
     it('a lease whose lock is taken by another client is signalled lost on its next extend', async () => {
       const key = freshKey('stolen');
       const [a, b] = [await client(), await client()];
-      const victim = await a.acquire(key, { ttlMs: ms(400) });
-      const thief = await b.acquire(key, { ttlMs: ms(10_000), waitMs: ms(10_000) });
-      await expect(victim.extend(ms(5_000))).rejects.toBeInstanceOf(LockLostError);
+      const victim = await a.acquire(key, { ttlMs: ttl(400) });
+      const thief = await b.acquire(key, { ttlMs: ttl(10_000), waitMs: ttl(400) + ms(10_000) });
+      await expect(victim.extend(ttl(5_000))).rejects.toBeInstanceOf(LockLostError);
       expect(victim.lost).toBe(true);
       expect((await b.inspect(key))?.token).toBe(thief.token);
       await thief.release();
@@ -194,7 +196,7 @@ export function mutexTests(ctx: SuiteContext): void {
     it('withLock aborts the lease signal when the lock is force-released and taken over', async () => {
       const key = freshKey('force');
       const [a, b] = [await client(), await client()];
-      const ttlMs = ms(900);
+      const ttlMs = ttl(900);
       let thief: Lease | undefined;
       const outcome = a.withLock(
         key,
@@ -224,7 +226,7 @@ export function mutexTests(ctx: SuiteContext): void {
       const [a, b] = [await client(), await client()];
       const lease = await a.acquire(key);
       expect(await b.release(key, 'not-the-token')).toBe('not-owner');
-      expect(await b.backend.extend({ key, token: 'not-the-token' }, ms(5_000))).toEqual({
+      expect(await b.backend.extend({ key, token: 'not-the-token' }, ttl(5_000))).toEqual({
         extended: false,
         reason: 'not-owner',
       });
@@ -238,18 +240,20 @@ export function mutexTests(ctx: SuiteContext): void {
       const lease = await locks.acquire(freshKey('twice'));
       expect(await lease.release()).toBe('released');
       expect(await lease.release()).toBe('expired');
-      const short = await locks.acquire(freshKey('late'), { ttlMs: ms(150) });
+      const shortTtl = ttl(150);
+      const short = await locks.acquire(freshKey('late'), { ttlMs: shortTtl });
       await abortedAt(short.signal);
-      await delay(ms(150)); // past the store's TTL, not just the local (earlier) one
+      // Past the store's TTL, not just the local (earlier) one.
+      await delay(ms(150) + Math.floor(shortTtl / 10));
       expect(await short.release()).toBe('expired');
     });
 
     it('extend pushes the deadline out; extending a released lease throws LockLostError', async () => {
       const locks = await client();
-      const lease = await locks.acquire(freshKey('extend'), { ttlMs: ms(1_000) });
+      const lease = await locks.acquire(freshKey('extend'), { ttlMs: ttl(1_000) });
       const first = lease.expiresAt;
       await delay(5);
-      await lease.extend(ms(5_000));
+      await lease.extend(ttl(5_000));
       expect(lease.expiresAt).toBeGreaterThan(first);
       await lease.release();
       await expect(lease.extend()).rejects.toBeInstanceOf(LockLostError);
@@ -283,8 +287,8 @@ export function mutexTests(ctx: SuiteContext): void {
       const fences: bigint[] = [];
       for (let i = 0; i < 9; i += 1) {
         const lease = await clients[i % 3]!.acquire(key, {
-          ttlMs: ms(i % 3 === 2 ? 150 : 5_000),
-          waitMs: ms(5_000),
+          ttlMs: ttl(i % 3 === 2 ? 150 : 5_000),
+          waitMs: ttl(150) + ms(5_000),
         });
         fences.push(lease.fence);
         if (i % 3 !== 2) await lease.release(); // every third one is abandoned and expires
@@ -296,12 +300,12 @@ export function mutexTests(ctx: SuiteContext): void {
       const key = freshKey('inspect');
       const locks = await client();
       expect(await locks.inspect(key)).toBeNull();
-      const lease = await locks.acquire(key, { ttlMs: ms(5_000) });
+      const lease = await locks.acquire(key, { ttlMs: ttl(5_000) });
       const info = await locks.inspect(key);
       expect(info).toMatchObject({ key, token: lease.token, fence: lease.fence });
       if (info!.remainingMs !== null) {
         expect(info!.remainingMs).toBeGreaterThan(0);
-        expect(info!.remainingMs).toBeLessThanOrEqual(ms(5_000));
+        expect(info!.remainingMs).toBeLessThanOrEqual(ttl(5_000));
       }
       await lease.release();
     });
@@ -371,7 +375,7 @@ export function mutexTests(ctx: SuiteContext): void {
       await delay(ms(100));
       await held.release();
       const lease = await waiting;
-      await lease.extend(ms(300));
+      await lease.extend(ttl(300));
       await abortedAt(lease.signal);
       await lease.release();
       expect(events).toEqual([
@@ -422,7 +426,7 @@ export function mutexTests(ctx: SuiteContext): void {
       ['withLock without fn', (l) => l.withLock('k', undefined as never), 'fn'],
       [
         'renewEveryMs >= ttlMs',
-        (l) => l.withLock('k', async () => 1, { ttlMs: 100, renewEveryMs: 100 }),
+        (l) => l.withLock('k', async () => 1, { ttlMs: ttl(100), renewEveryMs: ttl(100) }),
         'renewEveryMs',
       ],
       [
@@ -439,6 +443,39 @@ export function mutexTests(ctx: SuiteContext): void {
         expect((error as InvalidArgumentError).option).toBe(option);
       });
     }
+
+    it("rejects a ttlMs outside the backend's minTtlMs/maxTtlMs naming ttlMs (where it has bounds)", async () => {
+      const locks = await client();
+      const { minTtlMs, maxTtlMs } = locks.backend.capabilities;
+      const outside = [
+        ...(minTtlMs !== undefined && minTtlMs > 1 ? [minTtlMs - 1] : []),
+        ...(maxTtlMs !== undefined ? [maxTtlMs + 1] : []),
+      ];
+      for (const ttlMs of outside) {
+        for (const call of [
+          () => locks.acquire(freshKey('bounds'), { ttlMs }),
+          () => locks.tryAcquire(freshKey('bounds'), { ttlMs }),
+          () => locks.withLock(freshKey('bounds'), () => 1, { ttlMs }),
+          async () => {
+            const lease = await locks.acquire(freshKey('bounds'));
+            try {
+              await lease.extend(ttlMs);
+            } finally {
+              await lease.release();
+            }
+          },
+          async () => createLocks({ backend: locks.backend, ttlMs }),
+        ]) {
+          const error = await call().catch((e: unknown) => e);
+          expect(error, `ttlMs ${ttlMs}`).toBeInstanceOf(InvalidArgumentError);
+          expect((error as InvalidArgumentError).option).toBe('ttlMs');
+        }
+      }
+      // At the lower bound (or, without one, a usual TTL), the TTL is served.
+      const lease = await locks.acquire(freshKey('bounds'), { ttlMs: minTtlMs ?? ttl(5_000) });
+      expect(lease.lost).toBe(false);
+      await lease.release();
+    });
 
     it('rejects bad manager options naming the option', async () => {
       const backend = await options.createBackend();

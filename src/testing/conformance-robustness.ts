@@ -65,7 +65,7 @@ export function everythingIn(error: unknown): string {
 }
 
 export function robustnessTests(ctx: SuiteContext): void {
-  const { options, ms, freshKey } = ctx;
+  const { options, ms, ttl, freshKey } = ctx;
 
   describe('robustness', () => {
     for (const queued of [false, true]) {
@@ -187,7 +187,8 @@ export function robustnessTests(ctx: SuiteContext): void {
 
     if (options.processBackendModule) {
       it('a killed holder loses the lock when its TTL ends (at once for session-scoped locks), not much later', async () => {
-        const ttlMs = ms(2_000);
+        const locks = await ctx.client();
+        const ttlMs = ttl(2_000);
         const key = freshKey('killed');
         const holder = startChild(
           'process-holder',
@@ -206,7 +207,6 @@ export function robustnessTests(ctx: SuiteContext): void {
           });
           holder.process.kill('SIGKILL');
           await holder.exited;
-          const locks = await ctx.client();
           const lease = await locks.acquire(key, { waitMs: ttlMs + ms(10_000) });
           const freedAfter = now() - heldAt;
           if (locks.backend.capabilities.endsWithConnection) {

@@ -25,7 +25,7 @@ export function runConformanceSuite(options: ConformanceOptions): void {
     await Promise.allSettled(context.managers.map((m) => m.close()));
   });
 
-  describe(`conformance: ${options.name}`, () => {
+  (options.concurrent ? describe.concurrent : describe)(`conformance: ${options.name}`, () => {
     mutexTests(context);
     kindsTests(context);
     robustnessTests(context);

@@ -23,9 +23,11 @@ import { env, loadBackendModule } from './process-module.js';
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 
 async function main(): Promise<void> {
+  const backend = await (await loadBackendModule()).createBackend();
   const locks = createLocks({
-    backend: await (await loadBackendModule()).createBackend(),
-    ttlMs: 10_000,
+    backend,
+    // 10 s, or the store's shortest lease if longer (Azure's 15 s).
+    ttlMs: Math.max(10_000, backend.capabilities.minTtlMs ?? 1),
     waitMs: 60_000,
   });
   const key = env('DISTLOCK_CONTENDER_KEY');

@@ -47,6 +47,14 @@ export interface ConformanceOptions {
    * contain it, at any depth.
    * @default none: not checked
    */
+  /**
+   * Run the suite's tests concurrently (vitest's `describe.concurrent`, at most `maxConcurrency`
+   * at a time) rather than one after another: for stores whose shortest lease is long (Azure's
+   * 15 s), whose expiry tests would otherwise take minutes in a row. Every test has its own keys
+   * and clients, so they do not interfere; give the time bounds room with `timeScale`.
+   * @default false
+   */
+  readonly concurrent?: boolean;
   readonly createBackendWithSecret?: () =>
     | Promise<{ readonly backend: LockBackend; readonly secret: string }>
     | { readonly backend: LockBackend; readonly secret: string };
@@ -57,6 +65,12 @@ export interface SuiteContext {
   readonly options: ConformanceOptions;
   /** Scales a duration by `timeScale`. */
   readonly ms: (value: number) => number;
+  /**
+   * A TTL for the store under test: `ms(value)` moved into the backend's
+   * `capabilities.minTtlMs`/`maxTtlMs` (so a store whose leases last at least 15 s runs every test,
+   * with 15 s leases). Known once `client()` has made a backend; before that, `ms(value)`.
+   */
+  readonly ttl: (value: number) => number;
   /** A new lock manager over a new backend of the store under test (closed after the suite). */
   readonly client: (overrides?: Partial<LockManagerOptions>) => Promise<LockManager>;
   /** A key no other test uses, so tests need no cleanup between them. */
@@ -70,17 +84,23 @@ export function suiteContext(options: ConformanceOptions): SuiteContext & {
   const scale = options.timeScale ?? 1;
   const ms = (value: number) => Math.round(value * scale);
   const managers: LockManager[] = [];
+  let bounds: { minTtlMs?: number; maxTtlMs?: number } = {};
+  const ttl = (value: number) =>
+    Math.min(bounds.maxTtlMs ?? Infinity, Math.max(bounds.minTtlMs ?? 1, ms(value)));
   let keyCounter = 0;
   const runId = randomBytes(4).toString('hex');
   return {
     options,
     ms,
+    ttl,
     managers,
     freshKey: (label) => `conformance-${runId}/${label}-${(keyCounter += 1)}`,
     async client(overrides = {}) {
+      const backend = await options.createBackend();
+      bounds = backend.capabilities;
       const locks = createLocks({
-        backend: await options.createBackend(),
-        ttlMs: ms(10_000),
+        backend,
+        ttlMs: ttl(10_000),
         waitMs: ms(10_000),
         ...overrides,
       });

@@ -316,6 +316,19 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
           `DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=${secret};BlobEndpoint=http://127.0.0.1:1/dev;`,
         ],
       },
+      {
+        args: ['status', 'k', '--backend', 'azblob://locks'],
+        env: {
+          AZURE_STORAGE_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=${secret};BlobEndpoint=http://127.0.0.1:1/dev;`,
+        },
+      },
+      {
+        args: [
+          'list',
+          '--backend',
+          `http://127.0.0.1:1/dev/locks?sv=2023-11-03&sp=rwl&sig=${secret}`,
+        ],
+      },
       { args: ['status', 'k', '--backend', `redis://user:${secret}@host:notaport`] },
       { args: [`redis://user:${secret}@127.0.0.1:1`] },
     ];

@@ -33,6 +33,7 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startAzurite } from '../harness/azurite.js';
 import { startEtcd } from '../harness/etcd.js';
 import { startPostgres } from '../harness/postgres.js';
 import { killAndWait, spawnServer, waitUntil, WillNotHappen } from '../harness/process.js';
@@ -302,4 +303,13 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
   }),
   etcd: etcdCluster,
   postgres: postgresServer,
+  // Azure blob leases last 15 s at least. In memory: a restart forgets fences (no server-restart).
+  'azure-blob': singleServer({
+    start: () => startAzurite(),
+    module: fixture('azure-blob-backend.ts'),
+    env: (connectionString) => ({ DISTLOCK_AZURE_CONNECTION_STRING: connectionString }),
+    ttlMs: 15_000,
+    livenessMarginMs: 2_000,
+    faults: [...HOLDER_FAULTS, 'server-pause', ...NETWORK_FAULTS],
+  }),
 };

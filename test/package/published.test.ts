@@ -120,10 +120,16 @@ describe('the published package', { timeout: 120_000 }, () => {
   });
 
   it('says which package to install when an optional client library is missing', async () => {
-    const [redis, etcd] = await Promise.all([
+    const [redis, etcd, azure] = await Promise.all([
       distlock(['status', 'k', '--backend', 'redis://127.0.0.1:1']),
       distlock(['list', '--backend', 'etcd://127.0.0.1:1']),
+      distlock(['list', '--backend', 'https://acct.blob.core.windows.net/locks?sv=1&sig=secret']),
     ]);
+    expect(azure.code, azure.stderr).toBe(ExitCode.CONFIG);
+    expect(azure.stderr).toBe(
+      'distlock: list: https:// URLs need the "@azure/storage-blob" package, which is not ' +
+        'installed: npm i @azure/storage-blob\n',
+    );
     expect(redis.code, redis.stderr).toBe(ExitCode.CONFIG);
     expect(redis.stderr).toBe(
       'distlock: status: redis:// URLs need the "ioredis" package, which is not installed: ' +
@@ -138,7 +144,8 @@ describe('the published package', { timeout: 120_000 }, () => {
   describe('with the optional client libraries and vitest installed', () => {
     beforeAll(() => {
       // The repository's copies, linked: they resolve their own dependencies from there.
-      for (const name of ['ioredis', 'etcd3', 'pg', 'vitest']) {
+      mkdirSync(join(consumer.path, 'node_modules', '@azure'), { recursive: true });
+      for (const name of ['ioredis', 'etcd3', 'pg', '@azure/storage-blob', 'vitest']) {
         symlinkSync(join(ROOT, 'node_modules', name), join(consumer.path, 'node_modules', name));
       }
     });
