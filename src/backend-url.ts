@@ -11,6 +11,7 @@ import type { EtcdBackendOptions } from './backends/etcd/index.js';
 import type { FilesBackendOptions } from './backends/files/index.js';
 import type { PostgresBackendOptions } from './backends/postgres/index.js';
 import type { RedisBackendOptions } from './backends/redis/index.js';
+import type { RedlockBackendOptions } from './backends/redlock/index.js';
 import type { LockBackend } from './core/backend.js';
 import { InvalidArgumentError } from './core/errors.js';
 import { redactSecrets } from './core/redact.js';
@@ -26,6 +27,8 @@ export interface OpenBackendOptions {
   readonly files?: Omit<FilesBackendOptions, 'dir'>;
   /** Extra options for the Redis backend (the connection comes from the URL). @default none */
   readonly redis?: Omit<RedisBackendOptions, 'url' | 'client'>;
+  /** Extra options for the Redlock backend (the nodes come from the URL). @default none */
+  readonly redlock?: Omit<RedlockBackendOptions, 'urls' | 'clients'>;
   /** Extra options for the etcd backend (the endpoints come from the URL). @default none */
   readonly etcd?: Omit<EtcdBackendOptions, 'url' | 'client'>;
   /** Extra options for the PostgreSQL backend (the connection comes from the URL). @default none */
@@ -42,12 +45,11 @@ export function defaultLockDir(): string {
 
 /** URL schemes that are planned but whose backend does not exist yet. */
 const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
-  redlock: 'redlock (several independent Redis nodes)',
   azblob: 'Azure Blob Storage',
 });
 
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db';
+  'file:///path, memory:, redis://host:port, rediss://host:port, redlock://host:port,host:port,host:port, etcd://host:port[,host:port…], postgres://host:port/db';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -55,11 +57,13 @@ const SUPPORTED_FORMS =
  *   under the OS temp dir, when `url` is empty or undefined;
  * - `memory:` — in this process only (for trying things out);
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
+ * - `redlock://[user:password@]host1:port1,host2:port2,host3:port3[/db]` — Redlock over an odd
+ *   number (≥ 3) of independent Redis masters, each reached as `redis://[user:password@]host:port[/db]`;
  * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
  * - `postgres://[user:password@]host:port/database` and `postgresql://…` — a lease table in
  *   PostgreSQL (lease mode).
  *
- * `redlock://`, `azblob://` and Azure connection strings are recognised but not
+ * `azblob://` and Azure connection strings are recognised but not
  * available yet. Every error names the URL with its password replaced by `***`.
  *
  * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
@@ -108,6 +112,21 @@ export async function openBackend(
         () => import('./backends/redis/index.js'),
       );
       return redisBackend({ ...options.redis, url: text });
+    }
+    case 'redlock': {
+      const urls = redlockNodeUrls(text);
+      const { redlockBackend } = await importNeeding(
+        scheme,
+        'ioredis',
+        () => import('./backends/redlock/index.js'),
+      );
+      try {
+        return redlockBackend({ ...options.redlock, urls });
+      } catch (error) {
+        // The node list comes from the URL: name the option the caller wrote.
+        if (!(error instanceof InvalidArgumentError) || error.option !== 'urls') throw error;
+        throw new InvalidArgumentError('url', `${error.message} (${redactUrl(text)})`);
+      }
     }
     case 'etcd': {
       requireHost(text);
@@ -287,4 +306,25 @@ export function parseDuration(text: string, option = 'duration'): number {
     throw new InvalidArgumentError(option, `"${text}" is too long (at most 24 days)`);
   }
   return ms;
+}
+
+/**
+ * The `redis://` URL of each node of `redlock://[user:password@]h1:p1,h2:p2,…[/db]` (the
+ * credentials and database apply to every node). Never echoes the password.
+ */
+function redlockNodeUrls(text: string): string[] {
+  const rest = text.replace(/^redlock:\/\//i, '');
+  const slash = rest.indexOf('/');
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash);
+  const at = authority.lastIndexOf('@');
+  const userinfo = at < 0 ? '' : authority.slice(0, at + 1);
+  const hosts = (at < 0 ? authority : authority.slice(at + 1)).split(',');
+  if (!/^redlock:\/\//i.test(text) || hosts.some((host) => !/^[^\s:/@]+(:\d+)?$/.test(host))) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" is not a redlock URL: use redlock://host:port,host:port,host:port`,
+    );
+  }
+  return hosts.map((host) => `redis://${userinfo}${host}${path}`);
 }
