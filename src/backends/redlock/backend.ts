@@ -22,7 +22,6 @@ import type {
 import type { Redis } from 'ioredis';
 import { InvalidArgumentError, LockClosedError } from '../../core/errors.js';
 import { driftMs } from '../../core/options.js';
-import type { RedisConnection } from '../redis/connection.js';
 import { IoredisConnection } from '../redis/ioredis/connection.js';
 import { lockNameOf, scanPattern } from '../redis/keys.js';
 import { issueFence, type FenceContext } from './fences.js';
@@ -33,6 +32,7 @@ import {
   type RedlockBackendOptions,
   type ResolvedRedlockOptions,
 } from './options.js';
+import { ioredisNode, type NodeLink } from './node-link.js';
 import { majorityView, type NodeCopy } from './majority-view.js';
 import { count, failures, round, unavailable, type Votes } from './rounds.js';
 import { ACQUIRE, EXTEND, FORCE_RELEASE, INSPECT, RELEASE } from './scripts.js';
@@ -47,7 +47,7 @@ export class RedlockBackend implements LockBackend {
   readonly quorum: number;
 
   readonly #options: ResolvedRedlockOptions;
-  readonly #nodes: readonly RedisConnection[];
+  readonly #nodes: readonly NodeLink[];
   readonly #fences: FenceContext;
   #closed: Promise<void> | undefined;
 
@@ -80,10 +80,10 @@ export class RedlockBackend implements LockBackend {
       for (const connection of built) void connection.close();
       throw error;
     }
-    this.#nodes = built;
+    this.#nodes = built.map(ioredisNode);
     this.quorum = Math.floor(built.length / 2) + 1;
     this.#fences = {
-      nodes: built,
+      nodes: this.#nodes,
       quorum: this.quorum,
       counterKey: `${this.#options.prefix}fence`,
       guardSeconds: this.#options.restartGuardSeconds,
@@ -236,7 +236,7 @@ export class RedlockBackend implements LockBackend {
     const subscribed: (() => Promise<void>)[] = [];
     let stopped = false;
     const attempts = this.#nodes.map((node) =>
-      node.subscribe?.(channel, onChange).then(
+      node.connection.subscribe?.(channel, onChange).then(
         (unsubscribe) => {
           if (stopped) void unsubscribe().catch(() => undefined);
           else subscribed.push(unsubscribe);
@@ -258,7 +258,7 @@ export class RedlockBackend implements LockBackend {
 
   /** Close every node's connections (clients passed in stay open). Idempotent. */
   close(): Promise<void> {
-    this.#closed ??= Promise.allSettled(this.#nodes.map((node) => node.close())).then(
+    this.#closed ??= Promise.allSettled(this.#nodes.map((node) => node.connection.close())).then(
       () => undefined,
     );
     return this.#closed;

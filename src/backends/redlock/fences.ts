@@ -13,13 +13,13 @@
  * is sent after B won, and any majority intersects W: B reads at least this fence and issues a
  * higher one. A node restarted without persistence forgets its counter: see `restartGuardMs`.
  */
-import type { RedisConnection } from '../redis/connection.js';
 import { FENCE_READ, FENCE_WRITE } from './scripts.js';
+import type { NodeLink } from './node-link.js';
 import { count, round, unavailable } from './rounds.js';
 
 /** What a fence round needs. */
 export interface FenceContext {
-  readonly nodes: readonly RedisConnection[];
+  readonly nodes: readonly NodeLink[];
   readonly quorum: number;
   /** The per-node counter's key. */
   readonly counterKey: string;

@@ -6,6 +6,7 @@
  */
 import { BackendUnavailableError } from '../../core/errors.js';
 import type { RedisConnection } from '../redis/connection.js';
+import type { NodeLink } from './node-link.js';
 
 /** One node's answer in a round: its reply, or the (typed) error of its call. */
 export type Vote<T> =
@@ -16,37 +17,42 @@ export type Votes<T> = readonly (Vote<T> | undefined)[];
 
 /**
  * Send `call` to every node; resolve with the votes once `decided(votes)` is true or every node
- * has answered or timed out. Never rejects: a node's failure is its vote.
+ * has answered or timed out. Never rejects: a node's failure is its vote. A node's timeout starts
+ * once it is connected (see `node-link.ts`).
  */
 export function round<T>(
-  nodes: readonly RedisConnection[],
+  nodes: readonly NodeLink[],
   timeoutMs: number,
   call: (node: RedisConnection, signal: AbortSignal, index: number) => Promise<T>,
   decided: (votes: Votes<T>) => boolean = () => false,
 ): Promise<Votes<T>> {
   const votes: (Vote<T> | undefined)[] = new Array<Vote<T> | undefined>(nodes.length);
-  const controller = new AbortController();
-  const timer = setTimeout(() => {
-    controller.abort(
-      new BackendUnavailableError(`redlock node did not answer within ${timeoutMs} ms`),
-    );
-  }, timeoutMs);
+  const timers: (ReturnType<typeof setTimeout> | undefined)[] = [];
   let pending = nodes.length;
   return new Promise((resolve) => {
     let settled = false;
     const record = (index: number, vote: Vote<T>) => {
       votes[index] = vote;
+      clearTimeout(timers[index]);
       pending -= 1;
-      if (pending === 0) clearTimeout(timer);
       if (!settled && (pending === 0 || decided(votes))) {
         settled = true;
         resolve(votes);
       }
     };
     nodes.forEach((node, index) => {
+      const controller = new AbortController();
+      const startClock = () => {
+        if (votes[index] !== undefined) return;
+        timers[index] = setTimeout(() => {
+          controller.abort(
+            new BackendUnavailableError(`redlock node did not answer within ${timeoutMs} ms`),
+          );
+        }, timeoutMs);
+      };
       let sent: Promise<T>;
       try {
-        sent = call(node, controller.signal, index);
+        sent = call(node.connection, controller.signal, index);
       } catch (error) {
         sent = Promise.reject(error as Error);
       }
@@ -54,6 +60,9 @@ export function round<T>(
         (value) => record(index, { ok: true, value }),
         (error: unknown) => record(index, { ok: false, error }),
       );
+      const connecting = node.connecting();
+      if (connecting) void connecting.then(startClock);
+      else startClock();
     });
   });
 }
