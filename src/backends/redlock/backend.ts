@@ -86,7 +86,6 @@ export class RedlockBackend implements LockBackend {
       nodes: this.#nodes,
       quorum: this.quorum,
       counterKey: `${this.#options.prefix}fence`,
-      guardSeconds: this.#options.restartGuardSeconds,
     };
     this.capabilities = Object.freeze({
       fencing: this.#options.fencing === 'quorum',

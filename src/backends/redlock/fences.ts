@@ -11,11 +11,21 @@
  * have expired or been released, which (under the clock-drift bound Redlock assumes) is after
  * this holder's validity ended, so after step 2 had completed on a majority W. B's read (step 1)
  * is sent after B won, and any majority intersects W: B reads at least this fence and issues a
- * higher one. A node restarted without persistence forgets its counter: see `restartGuardMs`.
+ * higher one.
+ *
+ * A node restarted without persistence has no counter (not a zero one): it does not count towards
+ * the read majority, which must be a majority of nodes *with* a counter, unless every node
+ * answered (then the read saw every surviving copy; all without a counter is a new deployment).
+ * With fewer than a majority of nodes losing their state since a fence was written to a
+ * majority W, at least one node of W keeps a counter at least that fence, and any majority of
+ * nodes with a counter includes a node of W (a node of W that restarted since holds a counter
+ * only once a later, larger fence was written to it). The cost of that rule: a new deployment
+ * with a node down cannot issue its first fence until every node answers (the error says so).
  */
-import { FENCE_READ, FENCE_WRITE } from './scripts.js';
+import { BackendUnavailableError } from '../../core/errors.js';
 import type { NodeLink } from './node-link.js';
-import { count, round, unavailable } from './rounds.js';
+import { count, firstError, round, unavailable, type Votes } from './rounds.js';
+import { FENCE_READ, FENCE_WRITE } from './scripts.js';
 
 /** What a fence round needs. */
 export interface FenceContext {
@@ -23,10 +33,10 @@ export interface FenceContext {
   readonly quorum: number;
   /** The per-node counter's key. */
   readonly counterKey: string;
-  readonly guardSeconds: number;
 }
 
-const YOUNG = -3;
+/** A node without a counter (see the module doc). */
+const UNSET = -1;
 
 /**
  * Issue the fence of a holding just won (steps 1-2 above).
@@ -38,18 +48,28 @@ export async function issueFence(
   token: string,
   timeoutMs: number,
 ): Promise<bigint> {
-  const { nodes, quorum, counterKey, guardSeconds } = context;
-  const readable = (value: unknown) => value !== YOUNG;
+  const { nodes, quorum, counterKey } = context;
+  const isSet = (value: unknown) => value !== UNSET;
+  const enough = (votes: Votes<unknown>) =>
+    count(votes, isSet) >= quorum || count(votes, () => true) === votes.length;
   const reads = await round(
     nodes,
     timeoutMs,
-    (node, signal) => node.run(FENCE_READ, [counterKey], [guardSeconds], { signal }),
-    (votes) => count(votes, readable) >= quorum,
+    (node, signal) => node.run(FENCE_READ, [counterKey], [], { signal }),
+    enough,
   );
-  if (count(reads, readable) < quorum) throw unavailable('fence read', reads, quorum);
+  if (!enough(reads)) {
+    if (count(reads, () => true) >= quorum) {
+      throw new BackendUnavailableError(
+        `redlock fence read: fewer than ${quorum} nodes have a fence counter and not every node answered (nodes restarted without persistence, or a new deployment with a node down)`,
+        { cause: firstError(reads) },
+      );
+    }
+    throw unavailable('fence read', reads, quorum);
+  }
   let highest = 0n;
   for (const vote of reads) {
-    if (vote?.ok && readable(vote.value)) {
+    if (vote?.ok && isSet(vote.value)) {
       const value = BigInt(String(vote.value));
       if (value > highest) highest = value;
     }

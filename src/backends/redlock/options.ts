@@ -49,8 +49,8 @@ export interface RedlockBackendOptions {
    */
   readonly fencing?: 'quorum' | 'none';
   /**
-   * A node that started less than this long ago (by its own uptime, whole seconds) neither votes
-   * nor is read for fences: after a restart without persistence it has forgotten the locks it
+   * A node that started less than this long ago (by its own uptime, whole seconds) does not vote:
+   * after a restart without persistence it has forgotten the locks it
    * granted, and could otherwise give a held lock a second majority. Set it to your longest TTL
    * if your nodes run without persistence (`appendfsync always` makes it unnecessary). It also
    * applies to a node started for the first time: a fresh deployment waits that long.

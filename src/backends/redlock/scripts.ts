@@ -9,7 +9,7 @@
  *
  * Restart guard (see `RedlockBackendOptions.restartGuardMs`): a node whose uptime is shorter than
  * the guard may have lost locks it granted before a restart without persistence, so it refuses to
- * vote (acquire answers `-3`) and to be read for fences (a restart also resets its counter).
+ * vote (acquire answers `-3`). Fences do not need the guard: see `fences.ts`.
  */
 import { luaScript } from '../redis/connection.js';
 
@@ -85,14 +85,13 @@ return removed
 );
 
 /**
- * fence read: this node's counter. KEYS: 1 counter. ARGV: 1 guard seconds.
- * Returns the counter as a string ('0' when never written), or -3 under the restart guard.
+ * fence read: this node's counter. KEYS: 1 counter. Returns it as a string, or -1 when this node
+ * has none: it never issued a fence, or lost its counter in a restart without persistence.
  */
 export const FENCE_READ = luaScript(
   'acquire',
-  `${YOUNG_LUA}
-if young(tonumber(ARGV[1])) then return -3 end
-return redis.call('GET', KEYS[1]) or '0'
+  `
+return redis.call('GET', KEYS[1]) or -1
 `,
 );
 
