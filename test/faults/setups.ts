@@ -276,4 +276,10 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
     env: (url) => ({ DISTLOCK_REDIS_URL: url }),
   }),
   etcd: etcdCluster,
+  redlock: serverGroup({
+    start: (dir) => Promise.all([1, 2, 3, 4, 5].map((i) => redisWithAof(join(dir, `node-${i}`)))),
+    module: fixture('redlock-backend.ts'),
+    env: (urls) => ({ DISTLOCK_REDLOCK_URLS: urls.join(',') }),
+    faults: [...SINGLE_SERVER_FAULTS, 'quorum-pause'],
+  }),
 };
