@@ -21,6 +21,7 @@ import { benchEtcd } from './etcd-suite.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { benchPostgres } from './postgres-suite.js';
 import { benchRedis, KINDS_LIMIT } from './redis-suite.js';
+import { benchRedlock } from './redlock-suite.js';
 import { checkKindsTargets, mixedTable, readersTable, semaphoreTable } from './report-kinds.js';
 import {
   checkTargets,
@@ -34,6 +35,7 @@ import {
   startEtcd,
   startPostgres,
   startRedis,
+  startRedlockNodes,
   stopAllServers,
   type RunningServer,
 } from './servers.js';
@@ -70,7 +72,12 @@ function allTables(results: readonly StoreResults[]): Table[] {
 
 async function run(options: BenchOptions): Promise<number> {
   const startedAt = new Date();
-  const starters = { redis: startRedis, etcd: startEtcd, postgres: startPostgres };
+  const starters = {
+    redis: startRedis,
+    etcd: startEtcd,
+    postgres: startPostgres,
+    redlock: startRedlockNodes,
+  };
   const servers = await Promise.all(options.stores.map((store) => starters[store]()));
   for (const server of servers)
     log(`${server.name} on 127.0.0.1:${server.port} (${server.version})`);
@@ -79,6 +86,8 @@ async function run(options: BenchOptions): Promise<number> {
   for (const server of servers) {
     if (server.name === 'redis') results.push(await benchRedis(server.port, options, show, log));
     else if (server.name === 'etcd') results.push(await benchEtcd(server.port, options, show, log));
+    else if (server.name === 'redlock')
+      results.push(await benchRedlock(server.ports ?? [server.port], options, show, log));
     else results.push(await benchPostgres(server.url!, options, show, log));
   }
   const targets = results.flatMap((result) => [
