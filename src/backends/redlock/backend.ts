@@ -19,6 +19,7 @@ import type {
   ReleaseOutcome,
   Unwatch,
 } from '../../core/backend.js';
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { InvalidArgumentError, LockClosedError } from '../../core/errors.js';
 import { driftMs } from '../../core/options.js';
@@ -34,10 +35,31 @@ import {
 } from './options.js';
 import { ioredisNode, type NodeLink } from './node-link.js';
 import { majorityView, type NodeCopy } from './majority-view.js';
-import { count, failures, round, unavailable, type Votes } from './rounds.js';
+import { count, failures, round, unavailable, type Vote, type Votes } from './rounds.js';
 import { ACQUIRE, EXTEND, FORCE_RELEASE, INSPECT, RELEASE } from './scripts.js';
 
 const won = (reply: unknown) => Array.isArray(reply) && reply[0] === 1;
+
+/** A node that answered an acquire with a refusal: it holds nothing of this attempt. */
+const refused = (vote: Vote<unknown> | undefined) =>
+  vote !== undefined && vote.ok && Array.isArray(vote.value) && vote.value[0] !== 1;
+
+/** Releases a watcher remembers, to be woken once per release (a few are in flight at once). */
+const SEEN_RELEASES = 16;
+
+/** The last `size` distinct strings added. */
+class RecentSet {
+  readonly #items: string[] = [];
+  constructor(readonly size: number) {}
+
+  /** Add `item`; false if it is already there. */
+  add(item: string): boolean {
+    if (this.#items.includes(item)) return false;
+    this.#items.push(item);
+    if (this.#items.length > this.size) this.#items.shift();
+    return true;
+  }
+}
 
 /** See {@link redlockBackend}. */
 export class RedlockBackend implements LockBackend {
@@ -134,11 +156,12 @@ export class RedlockBackend implements LockBackend {
     }
     // Not held: give back every partial win now (also on nodes that did not answer in time: the
     // release follows the acquire on the same connection), so that no attempt blocks the next.
-    await this.#releaseEverywhere(lock, request.token);
+    // Nodes that refused (held by another token, or the restart guard) have nothing to give back.
+    await this.#releaseEverywhere(lock, request.token, false, (i) => !refused(votes[i]));
     if (wins < this.quorum && wins + failures(votes) >= this.quorum) {
       throw unavailable('acquire', votes, this.quorum);
     }
-    const retryAfterMs = this.#retryAfter(votes, wins);
+    const retryAfterMs = this.#retryAfter(votes, wins, Date.now() - startedAt);
     return retryAfterMs === undefined ? { acquired: false } : { acquired: false, retryAfterMs };
   }
 
@@ -164,14 +187,14 @@ export class RedlockBackend implements LockBackend {
       throw unavailable('extend', votes, this.quorum);
     }
     // Lost: free the copies this token still has, so they block nobody until their TTL.
-    void this.#releaseEverywhere(lock, lease.token);
+    void this.#releaseEverywhere(lock, lease.token, true);
     const others = count(votes, (reply) => reply === -1);
     return { extended: false, reason: others > 0 ? 'not-owner' : 'expired' };
   }
 
   async release(lease: LeaseRef, _options?: OperationOptions): Promise<ReleaseOutcome> {
     this.#throwIfClosed();
-    const votes = await this.#releaseEverywhere(this.#lockKey(lease.key), lease.token);
+    const votes = await this.#releaseEverywhere(this.#lockKey(lease.key), lease.token, true);
     if (count(votes, (reply) => reply === 1) > 0) return 'released';
     if (failures(votes) === votes.length) throw unavailable('release', votes, 1);
     return count(votes, (reply) => reply === -1) >= this.quorum ? 'not-owner' : 'expired';
@@ -218,24 +241,31 @@ export class RedlockBackend implements LockBackend {
   async forceRelease(key: string, _options?: OperationOptions): Promise<boolean> {
     this.#throwIfClosed();
     const lock = this.#lockKey(key);
+    const marker = `force:${randomUUID()}`;
     const votes = await round(this.#nodes, this.#options.nodeTimeoutMs, (node, signal) =>
-      node.run(FORCE_RELEASE, [lock], [`${lock}:released`], { signal }),
+      node.run(FORCE_RELEASE, [lock], [`${lock}:released`, marker], { signal }),
     );
     if (failures(votes) === votes.length) throw unavailable('forceRelease', votes, 1);
     return count(votes, (reply) => reply === 1) > 0;
   }
 
   /**
-   * Wake `onChange` on a release announced by any node. Subscribing is best effort and waits at
-   * most one per-node timeout (a node that is down just sends no wake-ups; the core also polls).
+   * Wake `onChange` once per release, on the first node that announces it (the others announce
+   * the same token: waking again would only start more attempts that split the votes).
+   * Subscribing is best effort and waits at most one per-node timeout (a node that is down just
+   * sends no wake-ups; the core also polls).
    */
   async watch(key: string, onChange: () => void, _options?: OperationOptions): Promise<Unwatch> {
     this.#throwIfClosed();
     const channel = `${this.#lockKey(key)}:released`;
+    const seen = new RecentSet(SEEN_RELEASES);
+    const onRelease = (token: string) => {
+      if (seen.add(token)) onChange();
+    };
     const subscribed: (() => Promise<void>)[] = [];
     let stopped = false;
     const attempts = this.#nodes.map((node) =>
-      node.connection.subscribe?.(channel, onChange).then(
+      node.connection.subscribe?.(channel, onRelease).then(
         (unsubscribe) => {
           if (stopped) void unsubscribe().catch(() => undefined);
           else subscribed.push(unsubscribe);
@@ -275,21 +305,45 @@ export class RedlockBackend implements LockBackend {
     return ayes >= this.quorum || others > votes.length - this.quorum;
   }
 
-  /** Release `token`'s copies on every node, waiting for each at most one per-node timeout. */
-  #releaseEverywhere(lock: string, token: string): Promise<Votes<unknown>> {
-    return round(this.#nodes, this.#options.nodeTimeoutMs, (node, signal) =>
-      node.run(RELEASE, [lock], [token, `${lock}:released`], { signal }),
+  /**
+   * Release `token`'s copies on every node, waiting for each at most one per-node timeout;
+   * `announce` wakes waiters (a real release, not the cleanup of a failed attempt).
+   */
+  #releaseEverywhere(
+    lock: string,
+    token: string,
+    announce = false,
+    needed: (index: number) => boolean = () => true,
+  ): Promise<Votes<unknown>> {
+    const args = [token, `${lock}:released`, announce ? '1' : '0'];
+    return round(this.#nodes, this.#options.nodeTimeoutMs, (node, signal, index) =>
+      needed(index) ? node.run(RELEASE, [lock], args, { signal }) : Promise.resolve(0),
     );
   }
 
-  /** When enough holders' copies expire for a quorum to be free (by the nodes' PTTLs). */
-  #retryAfter(votes: Votes<unknown>, free: number): number | undefined {
+  /**
+   * When to try again after a lost vote. Held by one token on a quorum: when enough of its copies
+   * expire for a quorum to be free (by the nodes' PTTLs). Otherwise nobody holds it: contenders
+   * split the votes (each cleared its wins), or stale copies linger on a minority; then a short
+   * random delay (up to twice this attempt's duration) spreads the next attempts apart, instead
+   * of the backoff that grows with each attempt.
+   */
+  #retryAfter(votes: Votes<unknown>, free: number, attemptMs: number): number | undefined {
     const held: number[] = [];
+    const copies = new Map<string, number>();
     for (const vote of votes) {
       if (vote?.ok && Array.isArray(vote.value) && vote.value[0] === 0) {
         const pttl = Number(vote.value[1]);
         if (pttl >= 0) held.push(pttl);
+        const holder = String(vote.value[2]);
+        copies.set(holder, (copies.get(holder) ?? 0) + 1);
       }
+    }
+    // Nodes that failed or did not answer (yet) might still be any token's.
+    const unanswered = votes.length - count(votes, () => true);
+    const largest = Math.max(0, ...copies.values());
+    if (largest + unanswered < this.quorum) {
+      return Math.floor(Math.random() * 2 * Math.max(1, attemptMs));
     }
     held.sort((a, b) => a - b);
     return held[this.quorum - free - 1];

@@ -5,7 +5,8 @@
  *
  * Per node, a lock is a hash `{ t: token, f: fence }` with the lease's TTL (`PEXPIRE`), and the
  * node has one fence counter for all its locks (bounded state: one key per node, not per lock).
- * A release publishes on the lock's channel so that waiters subscribed on any node wake up.
+ * A release publishes its token on the lock's channel so that waiters subscribed on any node wake
+ * up (once per release: every node announces it, the token tells the copies apart).
  *
  * Restart guard (see `RedlockBackendOptions.restartGuardMs`): a node whose uptime is shorter than
  * the guard may have lost locks it granted before a restart without persistence, so it refuses to
@@ -28,15 +29,15 @@ end
 
 /**
  * acquire: `SET NX PX` in hash form. KEYS: 1 lock. ARGV: 1 token, 2 ttlMs, 3 guard seconds.
- * Returns `{1}` taken (or already this token's: TTL reset), `{0, pttl}` held by another token,
- * `{-3}` refused by the restart guard.
+ * Returns `{1}` taken (or already this token's: TTL reset), `{0, pttl, holder}` held by another
+ * token, `{-3}` refused by the restart guard.
  */
 export const ACQUIRE = luaScript(
   'acquire',
   `${YOUNG_LUA}
 if young(tonumber(ARGV[3])) then return {-3} end
 local holder = redis.call('HGET', KEYS[1], 't')
-if holder and holder ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[1])} end
+if holder and holder ~= ARGV[1] then return {0, redis.call('PTTL', KEYS[1]), holder} end
 redis.call('HSET', KEYS[1], 't', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {1}
@@ -59,8 +60,10 @@ return 1
 );
 
 /**
- * release: delete the lock if the token holds it here, and tell waiters. KEYS: 1 lock.
- * ARGV: 1 token, 2 channel. Returns 1 released, 0 nobody held it here, -1 another token does.
+ * release: delete the lock if the token holds it here, and tell waiters if ARGV[3] is '1'. KEYS:
+ * 1 lock. ARGV: 1 token, 2 channel, 3 announce. Returns 1 released, 0 nobody held it here, -1
+ * another token does. A failed attempt clears its partial wins without announcing them: waking
+ * every waiter for a lock nobody held would only start another round of split votes.
  */
 export const RELEASE = luaScript(
   'release',
@@ -69,17 +72,20 @@ local holder = redis.call('HGET', KEYS[1], 't')
 if not holder then return 0 end
 if holder ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
-redis.call('PUBLISH', ARGV[2], '')
+if ARGV[3] == '1' then redis.call('PUBLISH', ARGV[2], ARGV[1]) end
 return 1
 `,
 );
 
-/** forceRelease: delete whoever holds it. KEYS: 1 lock. ARGV: 1 channel. Returns 1 if removed. */
+/**
+ * forceRelease: delete whoever holds it. KEYS: 1 lock. ARGV: 1 channel, 2 a marker unique to this
+ * call (announced as a release's token is). Returns 1 if removed.
+ */
 export const FORCE_RELEASE = luaScript(
   'forceRelease',
   `
 local removed = redis.call('DEL', KEYS[1])
-if removed == 1 then redis.call('PUBLISH', ARGV[1], '') end
+if removed == 1 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return removed
 `,
 );

@@ -160,7 +160,7 @@ export class IoredisConnection implements RedisConnection {
   }
 
   /** Pub/sub on a duplicate of a standalone client (opened on first use); a Cluster has none. */
-  subscribe(channel: string, onMessage: () => void): Promise<() => Promise<void>> {
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
     if (this.client.isCluster) {
       return Promise.reject(new Error('subscribe is not offered on a Redis Cluster client'));
     }
