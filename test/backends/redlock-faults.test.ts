@@ -7,7 +7,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redlockBackend, type RedlockBackendOptions } from '../../src/backends/redlock/index.js';
-import { BackendUnavailableError } from '../../src/core/errors.js';
+import { BackendUnavailableError, LockLostError } from '../../src/core/errors.js';
 import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { waitUntil } from '../harness/process.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
@@ -157,7 +157,16 @@ describe('redlock: nodes that fail while held', () => {
       lease.signal.addEventListener('abort', () => resolve(Date.now()), { once: true }),
     );
     await Promise.all([servers[0]!.kill(), servers[1]!.kill(), servers[2]!.kill()]);
-    await expect(lease.extend(ttlMs)).rejects.toBeInstanceOf(BackendUnavailableError);
+    // Unreachable (two nodes cannot form a quorum), or lost if the machine is so slow that the
+    // local deadline passed first: either way it fails.
+    const failed = await lease.extend(ttlMs).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(
+      failed instanceof BackendUnavailableError || failed instanceof LockLostError,
+      String(failed),
+    ).toBe(true);
     const firedAt = await lost;
     // Timers may run late on a loaded machine; the point is that nothing extended the deadline.
     expect(firedAt).toBeLessThanOrEqual(deadline + 250);

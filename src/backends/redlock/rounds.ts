@@ -27,29 +27,45 @@ export function round<T>(
   decided: (votes: Votes<T>) => boolean = () => false,
 ): Promise<Votes<T>> {
   const votes: (Vote<T> | undefined)[] = new Array<Vote<T> | undefined>(nodes.length);
-  const timers: (ReturnType<typeof setTimeout> | undefined)[] = [];
+  // One clock for the connected nodes (the usual case: one timer and one signal per round), and
+  // one per node still connecting, started once it is connected.
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  const clock = (controller: AbortController) => {
+    timers.push(
+      setTimeout(() => {
+        controller.abort(
+          new BackendUnavailableError(`redlock node did not answer within ${timeoutMs} ms`),
+        );
+      }, timeoutMs),
+    );
+  };
+  let shared: AbortController | undefined;
   let pending = nodes.length;
   return new Promise((resolve) => {
     let settled = false;
     const record = (index: number, vote: Vote<T>) => {
       votes[index] = vote;
-      clearTimeout(timers[index]);
       pending -= 1;
+      if (pending === 0) for (const timer of timers) clearTimeout(timer);
       if (!settled && (pending === 0 || decided(votes))) {
         settled = true;
         resolve(votes);
       }
     };
     nodes.forEach((node, index) => {
-      const controller = new AbortController();
-      const startClock = () => {
-        if (votes[index] !== undefined) return;
-        timers[index] = setTimeout(() => {
-          controller.abort(
-            new BackendUnavailableError(`redlock node did not answer within ${timeoutMs} ms`),
-          );
-        }, timeoutMs);
-      };
+      const connecting = node.connecting();
+      let controller: AbortController;
+      if (connecting) {
+        controller = new AbortController();
+        void connecting.then(() => {
+          if (votes[index] === undefined) clock(controller);
+        });
+      } else if (shared) {
+        controller = shared;
+      } else {
+        controller = shared = new AbortController();
+        clock(shared);
+      }
       let sent: Promise<T>;
       try {
         sent = call(node.connection, controller.signal, index);
@@ -60,9 +76,6 @@ export function round<T>(
         (value) => record(index, { ok: true, value }),
         (error: unknown) => record(index, { ok: false, error }),
       );
-      const connecting = node.connecting();
-      if (connecting) void connecting.then(startClock);
-      else startClock();
     });
   });
 }
