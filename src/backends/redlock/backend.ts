@@ -44,6 +44,9 @@ const won = (reply: unknown) => Array.isArray(reply) && reply[0] === 1;
 const refused = (vote: Vote<unknown> | undefined) =>
   vote !== undefined && vote.ok && Array.isArray(vote.value) && vote.value[0] !== 1;
 
+/** Waiters woken by a release try again after a random delay up to this long. */
+const WAKE_JITTER_MS = 3;
+
 /** Releases a watcher remembers, to be woken once per release (a few are in flight at once). */
 const SEEN_RELEASES = 16;
 
@@ -260,7 +263,12 @@ export class RedlockBackend implements LockBackend {
     const channel = `${this.#lockKey(key)}:released`;
     const seen = new RecentSet(SEEN_RELEASES);
     const onRelease = (token: string) => {
-      if (seen.add(token)) onChange();
+      if (!seen.add(token)) return;
+      // Every waiter hears the release at about the same moment, always in the same order (that
+      // of their connections): without a random delay the first one in that order would win
+      // every time, and the others, all at once, would split the votes.
+      const timer = setTimeout(onChange, Math.random() * WAKE_JITTER_MS);
+      timer.unref?.();
     };
     const subscribed: (() => Promise<void>)[] = [];
     let stopped = false;
