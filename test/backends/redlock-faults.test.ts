@@ -323,6 +323,27 @@ describe('redlock: quorum fences', () => {
     }
   });
 
+  it('a new deployment with a node down issues no fence until every node has answered once', async () => {
+    // A prefix of its own: no node has its fence counter yet.
+    const prefix = `fresh-${Date.now()}:`;
+    const up = servers.map((server) => server.url);
+    const oneDown = [DOWN_URL, ...up.slice(1)];
+    const partial = manager({ prefix }, oneDown);
+    const key = freshKey('fence-new');
+    const refused = await partial.tryAcquire(key).catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(BackendUnavailableError);
+    expect(String((refused as Error).message)).toMatch(/fence counter/);
+    expect(await holderOn(1, key)).toBeNull(); // the won lock was given back
+    const whole = manager({ prefix });
+    const first = await whole.acquire(key);
+    expect(first.fence).toBe(1n);
+    await first.release();
+    // Every node has a counter now: a majority of them is enough again.
+    const next = await partial.acquire(key);
+    expect(next.fence).toBe(2n);
+    await next.release();
+  });
+
   it('a paused holder that comes back finds its lease lost, and the next holder has a higher fence', async () => {
     const locks = manager();
     const other = manager();
