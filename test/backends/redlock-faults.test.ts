@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redlockBackend, type RedlockBackendOptions } from '../../src/backends/redlock/index.js';
 import { BackendUnavailableError, LockLostError } from '../../src/core/errors.js';
+import type { Lease } from '../../src/core/lease.js';
 import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { waitUntil } from '../harness/process.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
@@ -45,7 +46,13 @@ function manager(
   options: Partial<RedlockBackendOptions> = {},
   urls = servers.map((server) => server.url),
 ): LockManager {
-  const locks = createLocks({ backend: redlockBackend({ urls, ...options }), ttlMs: 10_000 });
+  // A per-node timeout of a second: these tests are about which nodes answer, not how fast, and
+  // on a loaded machine a live node may take longer than the default 100 ms (the stalled-node
+  // test sets its own).
+  const locks = createLocks({
+    backend: redlockBackend({ urls, nodeTimeoutMs: 1_000, ...options }),
+    ttlMs: 10_000,
+  });
   managers.push(locks);
   return locks;
 }
@@ -316,7 +323,24 @@ describe('redlock: quorum fences', () => {
       [4, 0],
     ]) {
       await Promise.all(restarted.map((i) => servers[i]!.restart()));
-      const lease = await locks.acquire(key, { ttlMs: 5_000, waitMs: 5_000 });
+      // Until the client has reconnected to the restarted nodes, fewer than a majority may have
+      // a counter (the last fence write could not reach them): then it refuses to issue a fence
+      // (a retryable error) rather than issue a lower one.
+      const got: { lease?: Lease } = {};
+      await waitUntil(
+        'a fence issued',
+        async () => {
+          const lease = await locks.tryAcquire(key, { ttlMs: 5_000 }).catch((error: unknown) => {
+            expect(error).toBeInstanceOf(BackendUnavailableError);
+            return null;
+          });
+          if (lease) got.lease = lease;
+          return lease !== null;
+        },
+        10_000,
+        50,
+      );
+      const lease = got.lease!;
       expect(lease.fence).toBeGreaterThan(last);
       last = lease.fence;
       await lease.release();
@@ -348,9 +372,9 @@ describe('redlock: quorum fences', () => {
     const locks = manager();
     const other = manager();
     const key = freshKey('fence-paused');
-    const paused = await locks.acquire(key, { ttlMs: 400 });
+    const paused = await locks.acquire(key, { ttlMs: 1_000 });
     // The holder "pauses" past its TTL (a GC pause, a stopped VM): it does nothing meanwhile.
-    await delay(600);
+    await delay(1_300);
     const next = await other.acquire(key, { ttlMs: 5_000 });
     expect(next.fence).toBeGreaterThan(paused.fence);
     // Back from the pause: its lease is gone locally and on the nodes.

@@ -35,7 +35,16 @@ import {
 } from './options.js';
 import { ioredisNode, type NodeLink } from './node-link.js';
 import { majorityView, type NodeCopy } from './majority-view.js';
-import { count, failures, round, unavailable, type Vote, type Votes } from './rounds.js';
+import {
+  count,
+  failures,
+  NodeTimeoutError,
+  onlyTimeouts,
+  round,
+  unavailable,
+  type Vote,
+  type Votes,
+} from './rounds.js';
 import { ACQUIRE, EXTEND, FORCE_RELEASE, INSPECT, RELEASE } from './scripts.js';
 
 const won = (reply: unknown) => Array.isArray(reply) && reply[0] === 1;
@@ -146,7 +155,8 @@ export class RedlockBackend implements LockBackend {
           fence = await issueFence(this.#fences, lock, request.token, timeoutMs);
       } catch (error) {
         await this.#releaseEverywhere(lock, request.token);
-        throw error;
+        if (!(error instanceof NodeTimeoutError)) throw error;
+        return { acquired: false, retryAfterMs: Math.floor(Math.random() * timeoutMs) };
       }
       // Held only while valid: the copies expire `ttlMs` after they were sent, at the earliest.
       if (Date.now() < startedAt + ttlMs - driftMs(ttlMs, this.#options.driftFactor)) {
@@ -162,7 +172,10 @@ export class RedlockBackend implements LockBackend {
     // Nodes that refused (held by another token, or the restart guard) have nothing to give back.
     await this.#releaseEverywhere(lock, request.token, false, (i) => !refused(votes[i]));
     if (wins < this.quorum && wins + failures(votes) >= this.quorum) {
-      throw unavailable('acquire', votes, this.quorum);
+      // Nodes that are up but slow (a loaded host, a stalled node) make this attempt fail, not
+      // the store unreachable: try again soon. Nodes that cannot be reached at all fail it.
+      if (!onlyTimeouts(votes)) throw unavailable('acquire', votes, this.quorum);
+      return { acquired: false, retryAfterMs: Math.floor(Math.random() * timeoutMs) };
     }
     const retryAfterMs = this.#retryAfter(votes, wins, Date.now() - startedAt);
     return retryAfterMs === undefined ? { acquired: false } : { acquired: false, retryAfterMs };

@@ -24,7 +24,15 @@
  */
 import { BackendUnavailableError } from '../../core/errors.js';
 import type { NodeLink } from './node-link.js';
-import { count, firstError, round, unavailable, type Votes } from './rounds.js';
+import {
+  count,
+  firstError,
+  NodeTimeoutError,
+  onlyTimeouts,
+  round,
+  unavailable,
+  type Votes,
+} from './rounds.js';
 import { FENCE_READ, FENCE_WRITE } from './scripts.js';
 
 /** What a fence round needs. */
@@ -59,6 +67,8 @@ export async function issueFence(
     enough,
   );
   if (!enough(reads)) {
+    // Slow nodes, not missing ones: the caller tries again (see `onlyTimeouts`).
+    if (onlyTimeouts(reads)) throw new NodeTimeoutError(timeoutMs);
     if (count(reads, () => true) >= quorum) {
       throw new BackendUnavailableError(
         `redlock fence read: fewer than ${quorum} nodes have a fence counter and not every node answered (nodes restarted without persistence, or a new deployment with a node down)`,
@@ -83,6 +93,7 @@ export async function issueFence(
     (votes) => count(votes, (value) => value === 1) >= quorum,
   );
   if (count(writes, (value) => value === 1) < quorum) {
+    if (onlyTimeouts(writes)) throw new NodeTimeoutError(timeoutMs);
     throw unavailable('fence write', writes, quorum);
   }
   return fence;

@@ -28,7 +28,10 @@ export interface RedlockBackendOptions {
   readonly prefix?: string;
   /**
    * The longest one node may take to answer one call of an acquire, extend or release before it
-   * counts as a failed vote. Keep it far below the TTL: a stalled node costs at most this much.
+   * counts as a failed vote (an attempt that misses its quorum only for slow nodes is not
+   * granted and tried again; one that misses it for nodes it cannot reach at all fails with
+   * `BackendUnavailableError`). Keep it far below the TTL: a stalled node costs at most this much.
+   * It starts once the node is connected (a first connect is bounded by ioredis's own timeout).
    * The timeout of a call is `min(nodeTimeoutMs, max(1, floor(ttlMs / 10)))`, so that a short
    * TTL is never spent waiting on one node.
    * @default 100

@@ -8,6 +8,20 @@ import { BackendUnavailableError } from '../../core/errors.js';
 import type { RedisConnection } from '../redis/connection.js';
 import type { NodeLink } from './node-link.js';
 
+/** A connected node that did not answer within the per-node timeout (slow, stalled). */
+export class NodeTimeoutError extends BackendUnavailableError {
+  constructor(timeoutMs: number) {
+    super(`redlock node did not answer within ${timeoutMs} ms`);
+  }
+}
+
+/** True when every failed vote is a per-node timeout (none could not be reached at all). */
+export function onlyTimeouts<T>(votes: Votes<T>): boolean {
+  return votes.every(
+    (vote) => vote === undefined || vote.ok || vote.error instanceof NodeTimeoutError,
+  );
+}
+
 /** One node's answer in a round: its reply, or the (typed) error of its call. */
 export type Vote<T> =
   { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
@@ -33,9 +47,7 @@ export function round<T>(
   const clock = (controller: AbortController) => {
     timers.push(
       setTimeout(() => {
-        controller.abort(
-          new BackendUnavailableError(`redlock node did not answer within ${timeoutMs} ms`),
-        );
+        controller.abort(new NodeTimeoutError(timeoutMs));
       }, timeoutMs),
     );
   };
