@@ -7,26 +7,23 @@ import { ReadWriteLock } from '../primitives/read-write-lock.js';
 import { Semaphore, type SemaphoreOptions } from '../primitives/semaphore.js';
 import { deadline, NO_PARENTS, throwIfAborted, type Deadline } from './abort.js';
 import type {
-  AcquireRequest,
   AcquireResult,
   HolderInfo,
   LockBackend,
   LockInfo,
   LockMode,
-  QueuedAcquireOptions,
   ReleaseOutcome,
 } from './backend.js';
-import { backoffDelay } from './backoff.js';
 import {
   InvalidArgumentError,
   LimitMismatchError,
   LockClosedError,
-  LockError,
-  LockLostError,
   LockTimeoutError,
   UnsupportedError,
 } from './errors.js';
 import { emitSafely, type LockEventHandler } from './events.js';
+import { HeldLeases } from './held-leases.js';
+import { Attempts, type AttemptRequest } from './attempts.js';
 import { EXCLUSIVE, type Claim } from './kinds.js';
 import { Lease, localDeadline, type LeaseContext } from './lease.js';
 import {
@@ -41,18 +38,9 @@ import {
   type ResolvedRetryOptions,
   type RetryOptions,
 } from './options.js';
-import { raceAbort, raceDeadline, withTimeout } from './race.js';
+import { withTimeout } from './race.js';
 import { startRenewal } from './renewal.js';
 import { randomToken, type TokenGenerator } from './tokens.js';
-import { WakeLatch } from './wake.js';
-
-/** One acquire's request: also what the backend gets (`key` prefixed), so no copy is made. */
-interface AttemptRequest extends AcquireRequest {
-  /** The key as the caller passed it (without the manager's prefix). */
-  readonly userKey: string;
-  /** False when the caller chose the token: it must not be swapped for a fresh one. */
-  readonly generatedToken: boolean;
-}
 
 /**
  * What the store says about a key, as the manager returns it: {@link LockInfo} with `mode` and
@@ -78,12 +66,6 @@ export interface KindOperations {
   ): Promise<T>;
   inspect(key: string): Promise<LockState | null>;
 }
-
-/**
- * How long a queued backend may take to leave its queue once the wait has ended, before the caller
- * is answered anyway (the backend goes on leaving in the background).
- */
-const LEAVE_GRACE_MS = 250;
 
 /** Options of {@link createLocks}. */
 export interface LockManagerOptions {
@@ -147,13 +129,6 @@ export interface WithLockOptions extends AcquireOptions {
   readonly renewEveryMs?: number;
 }
 
-/** A backend's `lost` reason as the error a lease reports (under the caller's key). */
-function lostError(key: string, reason: unknown): LockLostError {
-  return reason instanceof LockLostError
-    ? reason
-    : new LockLostError(key, 'unreachable', { cause: reason });
-}
-
 /**
  * One lock API over any backend.
  *
@@ -178,22 +153,11 @@ export class LockManager {
   readonly #onEvent: LockEventHandler | undefined;
   readonly #driftFactor: number;
   readonly #operationTimeoutMs: number;
-  readonly #held = new Set<Lease>();
-  /**
-   * Held leases by the backend `lost` signal they follow (backends that have one): one listener per
-   * signal, however many leases share it (etcd: one signal per session). Adding and removing an
-   * EventTarget listener per lease measurably slowed an uncontended acquire + release.
-   */
-  readonly #lostFollowers = new WeakMap<AbortSignal, Set<Lease>>();
-  /** Each held lease's entry in `#lostFollowers`, removed when the lease settles. */
-  readonly #following = new Map<Lease, Set<Lease>>();
+  readonly #held = new HeldLeases();
+  /** The attempt loops, over this manager's backend, retry policy and tokens. */
+  readonly #attempts: Attempts;
   /** What every lease of this manager shares (one object, not one per lease). */
   readonly #leaseContext: LeaseContext;
-  /**
-   * Sweeps `#held` for leases past their local deadline that nobody watches (see `Lease`), so a
-   * lease never released is still forgotten. Runs while anything is held; unref'd.
-   */
-  #sweeper: ReturnType<typeof setInterval> | undefined;
   readonly #closing = new AbortController();
   /** Same as `#closing.signal.aborted`, read on every call (a plain field is much cheaper). */
   #closed = false;
@@ -246,15 +210,15 @@ export class LockManager {
       driftFactor,
       operationTimeoutMs: this.#operationTimeoutMs,
       onEvent: this.#onEvent,
-      onSettled: (lease) => {
-        this.#held.delete(lease);
-        const followers = this.#following.get(lease);
-        if (followers) {
-          this.#following.delete(lease);
-          followers.delete(lease);
-        }
-      },
+      onSettled: (lease) => this.#held.settled(lease),
     };
+    this.#attempts = new Attempts({
+      backend: this.#backend,
+      retry: this.#retry,
+      tokens: this.#tokens,
+      operationTimeoutMs: this.#operationTimeoutMs,
+      leaseFrom: (request, result, sentAt) => this.#leaseFrom(request, result, sentAt),
+    });
   }
 
   /** The backend this manager uses. */
@@ -351,10 +315,7 @@ export class LockManager {
       this.#backend.release({ key: this.#prefix + key, token }),
       'release',
     );
-    for (const lease of this.#held) {
-      if (lease.key === key && lease.token === token)
-        lease.markLost(new LockLostError(key, 'not-owner'));
-    }
+    this.#held.markReleased(key, token);
     emitSafely(this.#onEvent, {
       type: 'released',
       key,
@@ -417,10 +378,7 @@ export class LockManager {
     const reason = new LockClosedError();
     this.#closing.abort(reason);
     for (const wait of this.#waits) wait.end(reason);
-    this.#sweep(); // an expired lease has nothing left to release
-    clearInterval(this.#sweeper);
-    this.#sweeper = undefined;
-    await Promise.allSettled([...this.#held].map((lease) => lease.release()));
+    await this.#held.releaseAll();
     await this.#bounded(this.#backend.close(), 'close');
   }
 
@@ -434,7 +392,7 @@ export class LockManager {
     const backend = this.#backend;
     if (waitMs === 0) {
       // One attempt, bounded by the operation timeout and the caller's signal.
-      const { lease } = await this.#attempt(request, signal);
+      const { lease } = await this.#attempts.attempt(request, signal);
       if (!lease) throw new LockTimeoutError(key, 0);
       this.#emitAcquired(lease, 0, 1);
       return lease;
@@ -455,7 +413,7 @@ export class LockManager {
     try {
       // FIFO backends queue server-side; their first step is already an attempt.
       if (!backend.acquire) {
-        const first = await this.#attempt(request, undefined, wait, waitMs);
+        const first = await this.#attempts.attempt(request, undefined, wait, waitMs);
         if (first.lease) {
           this.#emitAcquired(first.lease, 0, 1);
           return first.lease;
@@ -484,8 +442,8 @@ export class LockManager {
     const progress = { waited: !this.#backend.acquire };
     try {
       const lease = this.#backend.acquire
-        ? await this.#waitInQueue(request, wait, onAttempt, onError, startedAt, progress)
-        : await this.#pollUntilAcquired(request, wait.signal, onAttempt, onError);
+        ? await this.#attempts.waitInQueue(request, wait, onAttempt, onError, startedAt, progress)
+        : await this.#attempts.pollUntilAcquired(request, wait.signal, onAttempt, onError);
       if (this.#onEvent) {
         const waitedMs = Date.now() - startedAt;
         this.#emitWaited(request.userKey, waitedMs, 'acquired', attempts);
@@ -512,7 +470,7 @@ export class LockManager {
     this.#throwIfClosed();
     throwIfAborted(signal);
     try {
-      const { lease } = await this.#attempt(request, signal);
+      const { lease } = await this.#attempts.attempt(request, signal);
       if (lease) this.#emitAcquired(lease, 0, 1);
       return lease ?? null;
     } catch (error) {
@@ -588,155 +546,6 @@ export class LockManager {
     return withTimeout(call, this.#operationTimeoutMs, () => `${this.#backend.name} ${operation}`);
   }
 
-  /**
-   * The request to send after an attempt failed with a transient error. That attempt's outcome
-   * is unknown: the store may still grant it, and the backend may later undo that grant by token
-   * (a late "leave" or release). Reusing the token would let such an undo remove the *next*
-   * attempt's grant, so a generated token is replaced; a caller's own token cannot be, and the
-   * error is thrown for the caller to decide.
-   */
-  #retryRequest(request: AttemptRequest, error: unknown): AttemptRequest {
-    if (!request.generatedToken) throw error;
-    const token = validateToken(this.#tokens(request.userKey), 'tokens');
-    return { ...request, token };
-  }
-
-  /**
-   * One tryAcquire, bounded by the operation timeout and by `signal` or `wait` (whichever is
-   * given); an abort or the deadline mid-flight rejects at once and gives back a late success.
-   * `waitMs`: the wait's length, when it is short enough to bound the call by itself.
-   */
-  async #attempt(
-    request: AttemptRequest,
-    signal: AbortSignal | undefined,
-    wait?: Deadline,
-    waitMs = Infinity,
-  ): Promise<{ lease?: Lease; result: AcquireResult }> {
-    const sentAt = Date.now();
-    const backend = this.#backend;
-    const giveBack = (late: AcquireResult) => {
-      if (late.acquired) backend.release(request).catch(() => undefined);
-    };
-    let pending = backend.tryAcquire(request);
-    if (waitMs > this.#operationTimeoutMs) {
-      pending = withTimeout(
-        pending,
-        this.#operationTimeoutMs,
-        () => `${backend.name} tryAcquire`,
-        giveBack,
-      );
-    }
-    const result = await (wait
-      ? raceDeadline(pending, wait, giveBack)
-      : raceAbort(pending, signal, giveBack));
-    if (!result.acquired) return { result };
-    return { lease: this.#leaseFrom(request, result, sentAt), result };
-  }
-
-  async #pollUntilAcquired(
-    initial: AttemptRequest,
-    signal: AbortSignal,
-    onAttempt: ((attempts: number) => void) | undefined,
-    onError: (error: unknown) => void,
-  ): Promise<Lease> {
-    let request = initial;
-    const latch = new WakeLatch();
-    const unwatch = this.#backend.watch
-      ? await raceAbort(
-          this.#backend.watch(request.key, latch.notify),
-          signal,
-          (late) => void late(),
-        )
-      : undefined;
-    try {
-      let attempts = 1;
-      let lastError: unknown;
-      // The first attempt failed before we subscribed: try again at once so a release in between is not missed.
-      for (;;) {
-        if (attempts >= this.#retry.tries)
-          throw new LockTimeoutError(request.userKey, 0, { cause: lastError });
-        let retryAfterMs: number | undefined;
-        try {
-          attempts += 1;
-          onAttempt?.(attempts);
-          const { lease, result } = await this.#attempt(request, signal);
-          if (lease) return lease;
-          if (!result.acquired) retryAfterMs = result.retryAfterMs;
-        } catch (error) {
-          if (signal.aborted) throw signal.reason;
-          if (!(error instanceof LockError && error.retryable)) throw error;
-          lastError = error;
-          onError(error);
-          // Polling never undoes a grant by token, so a caller's own token may be tried again.
-          if (request.generatedToken) request = this.#retryRequest(request, error);
-        }
-        let delay = backoffDelay(attempts - 1, this.#retry);
-        if (retryAfterMs !== undefined && retryAfterMs >= 0)
-          delay = Math.min(delay, retryAfterMs + 1);
-        await latch.wait(delay, signal);
-      }
-    } finally {
-      await Promise.resolve(unwatch?.()).catch(() => undefined);
-    }
-  }
-
-  async #waitInQueue(
-    initial: AttemptRequest,
-    wait: Deadline,
-    onAttempt: ((attempts: number) => void) | undefined,
-    onError: (error: unknown) => void,
-    startedAt: number,
-    progress: { waited: boolean },
-  ): Promise<Lease> {
-    let request = initial;
-    const backend = this.#backend;
-    let attempts = 0;
-    for (;;) {
-      attempts += 1;
-      onAttempt?.(attempts);
-      // The first attempt goes out right after the acquire began (no clock read needed).
-      const sentAt = attempts === 1 ? startedAt : Date.now();
-      let reached = false;
-      const attemptRequest = request;
-      const options: QueuedAcquireOptions = {
-        // The deadline's signal is built only if the backend reads it.
-        get signal() {
-          return wait.signal;
-        },
-        onAbort: wait.onAbort,
-        onQueued: () => {
-          reached = true;
-          progress.waited = true;
-        },
-      };
-      try {
-        const result = await raceDeadline(
-          backend.acquire!(attemptRequest, options),
-          wait,
-          () => backend.release(attemptRequest).catch(() => undefined),
-          LEAVE_GRACE_MS,
-        );
-        if (wait.aborted) {
-          // Granted as the wait ended (a backend that never read the signal could not tell).
-          await backend.release(request).catch(() => undefined);
-          throw wait.signal.reason;
-        }
-        return this.#leaseFrom(request, result, sentAt);
-      } catch (error) {
-        const signal = wait.signal;
-        if (signal.aborted) throw signal.reason;
-        // The first attempt never reached the store: a down store is not a held lock.
-        if (attempts === 1 && !reached) throw error;
-        if (!(error instanceof LockError && error.retryable) || attempts >= this.#retry.tries)
-          throw error;
-        onError(error);
-        // A transient store failure: back off and queue again (the backend dequeued us).
-        request = this.#retryRequest(request, error);
-        await new WakeLatch().wait(backoffDelay(attempts, this.#retry), signal);
-      }
-    }
-  }
-
   #leaseFrom(
     request: AttemptRequest,
     result: AcquireResult & { acquired: true },
@@ -748,7 +557,6 @@ export class LockManager {
       request.ttlMs,
       this.#driftFactor,
     );
-    const lost = result.lost;
     const lease = new Lease(this.#leaseContext, {
       key: request.userKey,
       backendKey: request.key,
@@ -758,38 +566,8 @@ export class LockManager {
       ttlMs: request.ttlMs,
       mode: request.mode ?? 'exclusive',
     });
-    this.#held.add(lease);
-    if (!this.#sweeper && !this.#closed) {
-      this.#sweeper = setInterval(() => this.#sweep(), SWEEP_EVERY_MS);
-      this.#sweeper.unref?.();
-    }
-    if (lost) this.#followLost(lease, lost);
+    this.#held.add(lease, result.lost);
     return lease;
-  }
-
-  /** Mark `lease` lost when the backend's `lost` signal aborts (until the lease settles). */
-  #followLost(lease: Lease, lost: AbortSignal): void {
-    if (lost.aborted) {
-      lease.markLost(lostError(lease.key, lost.reason));
-      return;
-    }
-    let followers = this.#lostFollowers.get(lost);
-    if (!followers) {
-      const leases = new Set<Lease>();
-      followers = leases;
-      this.#lostFollowers.set(lost, leases);
-      lost.addEventListener(
-        'abort',
-        () => {
-          // markLost settles each lease, which takes it out of the set: iterate over a copy.
-          for (const follower of [...leases])
-            follower.markLost(lostError(follower.key, lost.reason));
-        },
-        { once: true },
-      );
-    }
-    followers.add(lease);
-    this.#following.set(lease, followers);
   }
 
   #emitAcquired(lease: Lease, waitedMs: number, attempts: number): void {
@@ -822,23 +600,10 @@ export class LockManager {
     });
   }
 
-  /** Forget held leases past their local deadline; stop sweeping once nothing is held. */
-  #sweep(): void {
-    const now = Date.now();
-    for (const lease of this.#held) lease.expireIfDue(now);
-    if (this.#held.size === 0) {
-      clearInterval(this.#sweeper);
-      this.#sweeper = undefined;
-    }
-  }
-
   #throwIfClosed(): void {
     if (this.#closed) throw new LockClosedError();
   }
 }
-
-/** How often held leases are checked for an unobserved expiry (memory hygiene only). */
-const SWEEP_EVERY_MS = 1_000;
 
 /**
  * Create a lock manager.

@@ -287,3 +287,146 @@ describe('etcd key layout', () => {
     await Promise.all([next.release(), inner.release()]);
   });
 });
+
+describe("shared entries beside etcd's recipe", () => {
+  it('readers and permits write recipe keys, with their claim in the value, that `etcdctl get --prefix` shows', async () => {
+    const [a, b] = [locks(), locks()];
+    const name = freshName('shared-keys');
+    const readers = [await a.readWrite(name).read(), await b.readWrite(name).read()];
+    const semaphore = freshName('permit-keys');
+    const permit = await a.semaphore(semaphore, { limit: 3 }).acquire();
+    const get = (prefix: string) =>
+      new Promise<Array<{ key: string; value: Buffer; lease: string }>>((resolve, reject) => {
+        const child = spawn(
+          'etcdctl',
+          [`--endpoints=${server.endpoints.join(',')}`, 'get', '--prefix', prefix, '-w', 'json'],
+          { env: { ...process.env, ETCDCTL_API: '3' }, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        child.once('error', reject);
+        child.once('close', (code) => {
+          if (code !== 0) return reject(new Error(`etcdctl get exited ${code}`));
+          // Lease IDs exceed 2^53: read them as strings before parsing.
+          const json = out.replace(/"lease":(\d+)/g, '"lease":"$1"');
+          const kvs = (JSON.parse(json) as { kvs?: Array<Record<string, string>> }).kvs ?? [];
+          resolve(
+            kvs.map((kv) => ({
+              key: Buffer.from(kv.key!, 'base64').toString(),
+              value: Buffer.from(kv.value!, 'base64'),
+              lease: kv.lease!,
+            })),
+          );
+        });
+      });
+    const shown = await get(`${name}/`);
+    expect(shown).toHaveLength(2);
+    // etcdctl lists by key (the lease in hex), not by create revision: compare as sets.
+    for (const kv of shown) expect(kv.key).toBe(`${name}/${BigInt(kv.lease).toString(16)}`);
+    const readerValue = (token: string) =>
+      Buffer.concat([
+        Buffer.from([0xff]),
+        Buffer.from('r'),
+        Buffer.from([0xff]),
+        Buffer.from(token),
+      ]);
+    expect(shown.map((kv) => kv.value.toString('hex')).sort()).toEqual(
+      readers.map((lease) => readerValue(lease.token).toString('hex')).sort(),
+    );
+    const [permitKv] = await get(`${semaphore}/`);
+    expect(permitKv!.value).toEqual(
+      Buffer.concat([
+        Buffer.from([0xff]),
+        Buffer.from('s3'),
+        Buffer.from([0xff]),
+        Buffer.from(permit.token),
+      ]),
+    );
+    // The values a mutex and etcd's recipe write are unchanged: the bare token, or nothing.
+    const mutex = freshName('mutex-value');
+    const lease = await a.acquire(mutex);
+    expect((await get(`${mutex}/`))[0]!.value.toString()).toBe(lease.token);
+    await Promise.all([...readers, permit, lease].map((held) => held.release()));
+    expect(await queue(name)).toEqual([]);
+  });
+
+  it('`etcdctl lock` waits for distlock readers, and readers that arrive after it wait behind it', async () => {
+    const name = freshName('readers-ctl');
+    const log = join(logs.path, `${counter}.log`);
+    const [a, b] = [locks(), locks()];
+    const r1 = await a.readWrite(name).read();
+    const r2 = await b.readWrite(name).read();
+    appendFileSync(log, `start readers ${Date.now()}\n`);
+    const ctl = etcdctlLock(name, section(log, 'etcdctl', 0.3));
+    await waitUntil('etcdctl queued', async () => (await queue(name)).length === 3, 10_000);
+    // A reader after a waiting writer (etcd's Go mutex) queues behind it.
+    expect(await a.readWrite(name).tryRead()).toBeNull();
+    const late = b
+      .readWrite(name)
+      .read({ waitMs: 20_000 })
+      .then((lease) => {
+        appendFileSync(log, `start late ${Date.now()}\n`);
+        return lease;
+      });
+    await waitUntil('late reader queued', async () => (await queue(name)).length === 4, 10_000);
+    const info = await a.inspect(name);
+    expect(info?.mode).toBe('shared');
+    expect(info?.holders.map((h) => h.token)).toEqual([r1.token, r2.token]);
+    expect(info?.waiters).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // etcdctl must keep waiting
+    expect(readLines(log).some((line) => line.startsWith('start etcdctl'))).toBe(false);
+    await r1.release();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // one reader is still in
+    expect(readLines(log).some((line) => line.startsWith('start etcdctl'))).toBe(false);
+    appendFileSync(log, `end readers ${Date.now()}\n`);
+    await r2.release();
+    expect(await exited(ctl)).toBe(0);
+    const reader = await late;
+    appendFileSync(log, `end late ${Date.now()}\n`);
+    const sections = intervals(readLines(log));
+    expect(sections.map((s) => s.who)).toEqual(['readers', 'etcdctl', 'late']);
+    expectNoOverlap(sections);
+    expect(reader.fence).toBeGreaterThan(r2.fence);
+    await reader.release();
+    expect(await queue(name)).toEqual([]);
+  }, 30_000);
+
+  it('`distlock run --shared` holders run together on etcd while `etcdctl lock` waits for both', async () => {
+    const name = freshName('run-shared');
+    const log = join(logs.path, `${counter}.log`);
+    const gate = `${log}.gate`;
+    const runs = ['r1', 'r2'].map((who) => {
+      const cli = startCli([
+        'run',
+        name,
+        '--shared',
+        '--backend',
+        server.url,
+        '--wait',
+        '20s',
+        '--',
+        ...section(log, who, gate),
+      ]);
+      children.push(cli.child);
+      return cli.done;
+    });
+    await waitUntil(
+      'both readers in',
+      () => readLines(log).filter((line) => line.startsWith('start r')).length === 2,
+      20_000,
+    );
+    const ctl = etcdctlLock(name, section(log, 'etcdctl', 0.1));
+    await waitUntil('etcdctl queued', async () => (await queue(name)).length === 3, 10_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(readLines(log).some((line) => line.startsWith('start etcdctl'))).toBe(false);
+    appendFileSync(gate, '');
+    for (const result of await Promise.all(runs)) expect(result.code, result.stderr).toBe(0);
+    expect(await exited(ctl)).toBe(0);
+    const sections = intervals(readLines(log));
+    const ctlSection = sections.find((s) => s.who === 'etcdctl')!;
+    for (const reader of sections.filter((s) => s.who !== 'etcdctl')) {
+      expect(ctlSection.start).toBeGreaterThanOrEqual(reader.end);
+    }
+    expect(await queue(name)).toEqual([]);
+  }, 60_000);
+});

@@ -128,6 +128,7 @@ describe('etcd backend options', () => {
         notify: true,
         fifo: true,
         crossProcess: true,
+        shared: true,
       });
       const result = await backend.tryAcquire({ key: freshKey('own'), token: 't', ttlMs: 5_000 });
       expect(result.acquired).toBe(true);

@@ -34,6 +34,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEtcd } from '../harness/etcd.js';
+import { startPostgres } from '../harness/postgres.js';
 import { killAndWait, spawnServer, waitUntil, WillNotHappen } from '../harness/process.js';
 import { startRedis } from '../harness/redis.js';
 import {
@@ -241,6 +242,30 @@ const etcdCluster: BackendSetup = {
 };
 
 /**
+ * PostgreSQL in lease mode: one throw-away cluster. Its server is a family of processes (pg_ctl's
+ * daemon and a process per connection), so the server-side faults here are the network's: a
+ * partition is a black hole or a stall between a worker and the server. Crash-restarts of the
+ * server are tested in `test/backends/postgres-faults.test.ts`.
+ */
+const postgresServer: BackendSetup = {
+  faults: [...HOLDER_FAULTS, ...NETWORK_FAULTS],
+  async start({ links }) {
+    const server = await startPostgres();
+    return {
+      servers: [],
+      async backend(slot) {
+        const port = await links.port(slot, server.port);
+        return {
+          module: fixture('postgres-backend.ts'),
+          env: { DISTLOCK_POSTGRES_URL: server.url.replace(`:${server.port}`, `:${port}`) },
+        };
+      },
+      stop: () => server.stop(),
+    };
+  },
+};
+
+/**
  * The backends, one line each. Redis runs with an append-only file synced on every write, so that a
  * restart keeps locks and fence counter (without persistence a restart forgets both: see the
  * README's guarantees).
@@ -276,6 +301,7 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
     env: (url) => ({ DISTLOCK_REDIS_URL: url }),
   }),
   etcd: etcdCluster,
+  postgres: postgresServer,
   redlock: serverGroup({
     start: (dir) => Promise.all([1, 2, 3, 4, 5].map((i) => redisWithAof(join(dir, `node-${i}`)))),
     module: fixture('redlock-backend.ts'),

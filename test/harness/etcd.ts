@@ -192,6 +192,13 @@ async function startEtcdOnce(size: 1 | 3): Promise<EtcdServer> {
 
   try {
     await server.waitHealthy();
+    // waitHealthy passes over members that are down (a test may have killed them); at start none
+    // may be: one that exited at once (its port taken meanwhile) would leave the URL naming
+    // whatever else listens there. Throwing here retries on fresh ports.
+    const exited = members.filter((member) => !alive(member));
+    if (exited.length > 0) {
+      throw new Error(`etcd ${exited.map((m) => m.name).join(', ')} exited at start`);
+    }
   } catch (error) {
     const logs = members.map((m) => `--- ${m.name}:\n${m.process.output()}`).join('\n');
     await server.stop();

@@ -6,8 +6,9 @@
  * - `sessions.ts` / `session.ts`: one lease per lease TTL, kept alive, lost at a local deadline;
  * - `keys.ts` / `entry.ts` / `dir-keys.ts`: where locks live in etcd and what an entry says;
  * - `queue.ts` (with `turn.ts`, `reads.ts`, `predecessor.ts`): taking a lock, waiting in line;
+ *   `shared-queue.ts` and `shared-turn.ts`: the same for readers and semaphore permits;
  * - `holdings.ts`: the locks held here and the reaper; `holder.ts`: extend and release;
- * - `inspect.ts`: `inspect` and `list`.
+ * - `inspect.ts`: `inspect` and `list`; `key-watch.ts`: the optional `watch`.
  */
 import { setMaxListeners } from 'node:events';
 import type { Etcd3 } from 'etcd3';
@@ -31,6 +32,7 @@ import { DirKeysCache } from './dir-keys.js';
 import { extendLock, forceReleaseLock, releaseLock, type HolderParts } from './holder.js';
 import { Holdings, type Granted } from './holdings.js';
 import { inspectLock, listLocks } from './inspect.js';
+import { watchKey } from './key-watch.js';
 import { keyLayout } from './keys.js';
 import type { ResolvedEtcdOptions } from './options.js';
 import { LockQueue } from './queue.js';
@@ -42,6 +44,7 @@ const CAPABILITIES: BackendCapabilities = Object.freeze({
   notify: true,
   fifo: true,
   crossProcess: true,
+  shared: true,
 });
 
 /** A `LockBackend` over etcd. Created by `etcdBackend()`. */
@@ -111,7 +114,7 @@ export class EtcdBackend implements LockBackend {
   }
 
   watch(key: string, onChange: () => void, options: OperationOptions = {}): Promise<Unwatch> {
-    return this.#open(() => this.#queue.watchKey(key, onChange, options.signal));
+    return this.#open(() => watchKey(this.#parts, key, onChange, options.signal));
   }
 
   close(): Promise<void> {

@@ -23,6 +23,8 @@ export interface DirKeys {
   };
   /** The oldest entry (lowest create revision) with its value, and the range's count. */
   readonly oldest: IRangeRequest;
+  /** Every entry, oldest (lowest create revision) first, with values. */
+  readonly all: IRangeRequest;
   /**
    * The three newest entries (highest create revisions), keys only: with a `max_create_revision`
    * of ours, our entry, our predecessor and the entry before it.
@@ -55,6 +57,7 @@ export class DirKeysCache {
       end,
       isEmpty: { key: raw, range_end: end, target: 'Create', result: 'Equal', create_revision: 0 },
       oldest: { key: raw, range_end: end, limit: 1, sort_target: 'Create', sort_order: 'Ascend' },
+      all: { key: raw, range_end: end, sort_target: 'Create', sort_order: 'Ascend' },
       newestThree: {
         key: raw,
         range_end: end,

@@ -7,8 +7,9 @@
  *   etcd outage the delete is retried for up to `releaseTimeoutMs` (never past the session's
  *   lease, after which etcd has freed the entry itself); if it still has not gone through, the
  *   release throws and the delete goes on in the background while the session lives.
- * - Release by token without a local record: only the current holder's entry may go, guarded by
- *   its create revision.
+ * - Release by token without a local record: only an entry that holds the lock now (the holder,
+ *   or one of its shared holders) may go, guarded by its create revision.
+ * - Forced release: every entry that holds the lock now goes (waiters stay queued).
  */
 import type { IKeyValue } from 'etcd3';
 import type {
@@ -73,21 +74,19 @@ export async function extendLock(
     holding.reapAt = Math.max(holding.reapAt, sentAt + ttlMs);
     holdings.armReaper(holding);
   }
-  const owner = await reads.holder(dir, 'extend', options.signal);
-  if (!owner || readEntry(owner).token !== lease.token) {
-    return { extended: false, reason: owner ? 'not-owner' : 'expired' };
+  const holders = await reads.holders(dir, 'extend', options.signal);
+  const owned = holders.filter((kv) => readEntry(kv).token === lease.token);
+  if (owned.length === 0) {
+    return { extended: false, reason: holders.length > 0 ? 'not-owner' : 'expired' };
   }
   if (!holding) {
     // Held through another backend instance, whose reaper we cannot postpone: vouch for no time.
     return { extended: true, validityMs: 0 };
   }
-  if (
-    holding.done ||
-    dirs.name(owner.key) !== holding.entry.name ||
-    owner.create_revision !== holding.revision
-  ) {
-    return { extended: false, reason: 'expired' };
-  }
+  const ours = owned.some(
+    (kv) => dirs.name(kv.key) === holding.entry.name && kv.create_revision === holding.revision,
+  );
+  if (holding.done || !ours) return { extended: false, reason: 'expired' };
   holding.reapAt = sentAt + ttlMs;
   holdings.armReaper(holding);
   return { extended: true };
@@ -108,9 +107,10 @@ export async function releaseLock(
     if (!wasDone && !holding.entry.session.lost) return releaseHeld(parts, holding, options);
   }
   for (let attempt = 1; ; attempt += 1) {
-    const owner = await reads.holder(dir, 'release', options.signal);
-    if (!owner) return 'expired';
-    if (readEntry(owner).token !== lease.token) return 'not-owner';
+    const holders = await reads.holders(dir, 'release', options.signal);
+    if (holders.length === 0) return 'expired';
+    const owner = holders.find((kv) => readEntry(kv).token === lease.token);
+    if (!owner) return 'not-owner';
     const response = await calls.run(
       'release',
       (callOptions) => calls.client.kv.txn(deleteIfRevision(owner), callOptions),
@@ -154,11 +154,11 @@ async function releaseHeld(
   session.freeSlot(entry.dir, entry.slot);
   if (deleted > 0) return 'released';
   // Already gone (force-released, or the session expired): say who holds the key now.
-  const owner = await reads.holder(entry.dir, 'release', options.signal);
-  return owner ? 'not-owner' : 'expired';
+  const holders = await reads.holders(entry.dir, 'release', options.signal);
+  return holders.length > 0 ? 'not-owner' : 'expired';
 }
 
-/** Remove the key's holder, whoever it is. True if something was removed. */
+/** Remove the key's holders (the holder, or every shared holder), whoever they are. */
 export async function forceReleaseLock(
   parts: HolderParts,
   key: string,
@@ -167,21 +167,25 @@ export async function forceReleaseLock(
   const { layout, holdings, reads, calls } = parts;
   const dir = layout.lockDir(key);
   for (let attempt = 1; attempt <= 3; attempt += 1) {
-    const owner = await reads.holder(dir, 'forceRelease', options.signal);
-    if (!owner) return false;
-    const response = await calls.run(
-      'forceRelease',
-      (callOptions) => calls.client.kv.txn(deleteIfRevision(owner), callOptions),
-      { signal: options.signal },
+    const holders = await reads.holders(dir, 'forceRelease', options.signal);
+    if (holders.length === 0) return false;
+    const removed = await Promise.all(
+      holders.map(async (owner) => {
+        const response = await calls.run(
+          'forceRelease',
+          (callOptions) => calls.client.kv.txn(deleteIfRevision(owner), callOptions),
+          { signal: options.signal },
+        );
+        if (!response.succeeded) return false;
+        const holding = holdings.get(dir, readEntry(owner).token);
+        if (holding?.revision === owner.create_revision) {
+          holdings.finish(holding);
+          holding.entry.session.freeSlot(dir, holding.entry.slot);
+        }
+        return true;
+      }),
     );
-    if (response.succeeded) {
-      const holding = holdings.get(dir, readEntry(owner).token);
-      if (holding?.revision === owner.create_revision) {
-        holdings.finish(holding);
-        holding.entry.session.freeSlot(dir, holding.entry.slot);
-      }
-      return true;
-    }
+    if (removed.some(Boolean)) return true;
   }
   return false;
 }

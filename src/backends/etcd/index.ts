@@ -19,6 +19,16 @@
  * holders of `a/b`, as etcd's recipe covers `a/b/…` under `a/`). `layout: 'distlock-v1'` keeps
  * distlock 0.1's layout instead.
  *
+ * Read-write locks and semaphores (`capabilities.shared`) follow the shape of etcd's RWMutex
+ * recipe in the same queue: a reader's or permit's entry is named like any other, its value marks
+ * it shared (byte 0xFF, `r` or `s<limit>`, 0xFF, then the token; a mutex's value stays the bare
+ * token). A writer (the mutex) waits for the last entry of any kind before it; a reader for the
+ * last exclusive entry before it, so once a writer waits, later readers queue behind it; a permit
+ * holds once no exclusive entry and fewer than `limit` entries are ahead of it (semaphore waiters
+ * are served in arrival order) and watches every entry ahead until then. `etcdctl lock NAME` and
+ * Go's mutex see readers and permits as entries ahead of theirs, and wait for them. Fences are
+ * create revisions, readers' too.
+ *
  * Through an etcd outage, releases and `close()` retry for `releaseTimeoutMs`; a client built from
  * a URL lets calls through again within half a second of etcd's return. Against an etcd that is
  * down, the first call fails at once (connection refused) or after `connectTimeoutMs` (no

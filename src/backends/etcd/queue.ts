@@ -10,6 +10,9 @@
  *   txn then.) Watchers of the entries ahead are kept a while and reused (`predecessor.ts`).
  * - Try-acquire: one txn that puts only if the directory is empty, else reads the holder.
  * - Fence: the create revision of the holder's entry (etcd revisions only grow).
+ *
+ * Shared requests (readers, semaphore permits) go to `shared-queue.ts`; an exclusive one waits
+ * here for the entries ahead of it whatever their kind, as a writer of etcd's RWMutex does.
  */
 import type { IKeyValue, Watcher } from 'etcd3';
 import type {
@@ -17,10 +20,9 @@ import type {
   AcquireResult,
   OperationOptions,
   QueuedAcquireOptions,
-  Unwatch,
 } from '../../core/backend.js';
-import { sleep } from '../../core/abort.js';
 import { BackendUnavailableError } from '../../core/errors.js';
+import { EXCLUSIVE, type Claim } from '../../core/kinds.js';
 import type { EtcdCalls } from './calls.js';
 import type { DirKeysCache } from './dir-keys.js';
 import { entryValue, readEntry, type Entry } from './entry.js';
@@ -31,6 +33,7 @@ import { firstGone, PredecessorWatchers, type Gone } from './predecessor.js';
 import type { AheadView, QueueReads } from './reads.js';
 import type { EtcdSession } from './session.js';
 import type { SessionPool } from './sessions.js';
+import { SharedQueue } from './shared-queue.js';
 import { turnOf } from './turn.js';
 
 /** How many keys are remembered as contended. */
@@ -59,6 +62,8 @@ export class LockQueue {
    */
   readonly #contended = new Set<string>();
   #anchor: Watcher | undefined;
+  /** Readers and semaphore permits (`shared-queue.ts`). */
+  readonly #shared: SharedQueue;
 
   constructor(parts: QueueParts) {
     this.#parts = parts;
@@ -67,9 +72,17 @@ export class LockQueue {
       WATCHERS_KEPT,
       parts.options.recheckMs,
     );
+    this.#shared = new SharedQueue({
+      ...parts,
+      newEntry: (session, dir, token, claim) => this.#newEntry(session, dir, token, claim),
+      put: (entry) => this.#put(entry),
+      firstGone: (watch, seen, session, signal) => this.#firstGone(watch, seen, session, signal),
+      anchorWatchStream: () => this.#anchorWatchStream(),
+    });
   }
 
   async tryAcquire(request: AcquireRequest, options: OperationOptions): Promise<AcquireResult> {
+    if (request.mode === 'shared') return this.#shared.tryAcquire(request, options);
     const { calls, layout, dirs, holdings, sessions } = this.#parts;
     const dir = layout.lockDir(request.key);
     const keys = dirs.get(dir);
@@ -207,6 +220,9 @@ export class LockQueue {
     options: QueuedAcquireOptions,
     requestedAt: number,
   ): Promise<Granted> {
+    if (request.mode === 'shared') {
+      return this.#shared.enqueueAndWait(request, session, options, requestedAt);
+    }
     const { calls, layout, dirs, reads, holdings } = this.#parts;
     const dir = layout.lockDir(request.key);
     const keys = dirs.get(dir);
@@ -299,7 +315,7 @@ export class LockQueue {
         if (turn.holds) return holdings.hold(entry, revision, sentAt, request.ttlMs);
         const gone = await this.#firstGone(turn.watch, view.revision, session, signal);
         sentAt = Date.now();
-        if (gone.index === 0 && turn.blockerHolds && !session.lost) {
+        if (gone.index >= 0 && gone.index < turn.grants && !session.lost) {
           // The holder's entry is gone, so ours is the oldest: the handoff needs no read. (Our
           // entry could only have gone with the session, checked just now, or by an operator's
           // forceRelease, which a holder learns of at its next extend either way.)
@@ -375,51 +391,23 @@ export class LockQueue {
     this.#anchor = anchor;
   }
 
-  /**
-   * The backend's optional `watch`: call `onChange` on every delete under the key's directory.
-   * (The core uses it only for backends without a queue; kept for callers of the contract.)
-   */
-  async watchKey(key: string, onChange: () => void, signal?: AbortSignal): Promise<Unwatch> {
-    const { calls, layout, options } = this.#parts;
-    const watcher = calls.client.watch().prefix(layout.lockDir(key)).only('delete').watcher();
-    const notify = () => {
-      try {
-        onChange();
-      } catch {
-        // The caller's callback must not break the watch stream.
-      }
-    };
-    watcher.on('delete', notify);
-    watcher.on('error', notify); // missed events are allowed; let the caller re-check
-    const connected = new Promise<void>((resolve) => {
-      watcher.once('connected', () => resolve());
-      watcher.once('error', () => resolve());
-    });
-    // Wait (boundedly) for the watch to be in place so that a release right after is not missed.
-    await Promise.race([
-      connected,
-      sleep(options.operationTimeoutMs, signal).catch(() => undefined),
-    ]);
-    return () => watcher.cancel().catch(() => undefined);
-  }
-
   /** Cancel the watchers (resolves once etcd answered, or never: the caller bounds the wait). */
   async close(): Promise<void> {
     await Promise.all([this.#watchers.close(), this.#anchor?.cancel().catch(() => undefined)]);
   }
 
-  #newEntry(session: EtcdSession, dir: string, token: string): Entry {
+  #newEntry(session: EtcdSession, dir: string, token: string, claim: Claim = EXCLUSIVE): Entry {
     const { layout, dirs } = this.#parts;
     const slot = session.reserveSlot(dir);
     const name = layout.entry(dir, session.leaseId, slot);
-    return { dir, name, raw: dirs.entryRaw(dir, name), slot, token, session };
+    return { dir, name, raw: dirs.entryRaw(dir, name), slot, token, claim, session };
   }
 
   #put(entry: Entry) {
     return {
       request_put: {
         key: entry.raw,
-        value: entryValue(entry.token),
+        value: entryValue(entry.token, entry.claim),
         lease: entry.session.leaseId,
       },
     };

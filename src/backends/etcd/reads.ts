@@ -10,7 +10,9 @@
 import type { IKeyValue, IRangeResponse } from 'etcd3';
 import type { CallOptions, EtcdCalls, RunOptions } from './calls.js';
 import type { DirKeysCache } from './dir-keys.js';
+import { readEntry } from './entry.js';
 import type { KeyLayout } from './keys.js';
+import { holdersOf } from './shared-turn.js';
 import { AHEAD_READ } from './turn.js';
 
 /** A waiter's view of its queue: its own entry and the own entries just ahead, newest first. */
@@ -18,6 +20,19 @@ export interface AheadView {
   /** Our entry, if it (still) exists. */
   readonly own: IKeyValue | undefined;
   /** At most {@link AHEAD_READ} entries ahead of ours, nearest first. */
+  readonly ahead: readonly IKeyValue[];
+  /** The store revision the view was read at. */
+  readonly revision: bigint;
+}
+
+/**
+ * A shared waiter's view of its queue: its own entry and every own entry ahead of it, oldest
+ * first, with values (a shared entry's turn depends on the kinds of all of them).
+ */
+export interface QueueView {
+  /** Our entry, if it (still) exists. */
+  readonly own: IKeyValue | undefined;
+  /** Every own entry created before ours, oldest first. */
   readonly ahead: readonly IKeyValue[];
   /** The store revision the view was read at. */
   readonly revision: bigint;
@@ -40,29 +55,28 @@ export class QueueReads {
     return this.#layout.isOwnEntry(dir, this.#dirs.name(kv.key));
   }
 
-  /** The holder's entry (lowest create revision, with its value), or `undefined` when free. */
-  async holder(dir: string, what: string, signal?: AbortSignal): Promise<IKeyValue | undefined> {
+  /**
+   * The entries that hold the lock now (see `holdersOf`), with values; none when it is free.
+   * One limited read when the oldest entry is an exclusive one of the lock (a mutex, a writer);
+   * the whole queue otherwise.
+   */
+  async holders(dir: string, what: string, signal?: AbortSignal): Promise<IKeyValue[]> {
     const keys = this.#dirs.get(dir);
     const response = await this.#read(what, (o) => this.#calls.client.kv.range(keys.oldest, o), {
       signal,
     });
     const first = response.kvs[0];
-    if (!first || this.isOwn(dir, first)) return first;
-    return (await this.queue(dir, what, signal))[0];
+    if (!first) return [];
+    if (this.isOwn(dir, first) && readEntry(first).mode === 'exclusive') return [first];
+    return holdersOf(await this.queue(dir, what, signal));
   }
 
   /** Every own entry of `dir`, holder first, with values. */
   async queue(dir: string, what: string, signal?: AbortSignal): Promise<IKeyValue[]> {
     const keys = this.#dirs.get(dir);
-    const response = await this.#read(
-      what,
-      (o) =>
-        this.#calls.client.kv.range(
-          { key: keys.raw, range_end: keys.end, sort_target: 'Create', sort_order: 'Ascend' },
-          o,
-        ),
-      { signal },
-    );
+    const response = await this.#read(what, (o) => this.#calls.client.kv.range(keys.all, o), {
+      signal,
+    });
     return response.kvs.filter((kv) => this.isOwn(dir, kv));
   }
 
@@ -126,6 +140,46 @@ export class QueueReads {
       options,
     );
     return this.viewFrom(dir, revision, whole, true)!;
+  }
+
+  /**
+   * A shared waiter's view from a range of the whole directory (`DirKeys.all`), our entry being
+   * the one created at `revision`.
+   */
+  queueViewFrom(dir: string, revision: string, range: IRangeResponse): QueueView {
+    const mine = BigInt(revision);
+    let own: IKeyValue | undefined;
+    const ahead: IKeyValue[] = [];
+    for (const kv of range.kvs) {
+      const created = BigInt(kv.create_revision);
+      if (created === mine) own = kv;
+      else if (created < mine && this.isOwn(dir, kv)) ahead.push(kv);
+    }
+    return { own, ahead, revision: BigInt(range.header.revision) };
+  }
+
+  /**
+   * Our entry (created at `revision`) and every own entry before it. Serializable by default,
+   * for the reason given at {@link QueueReads.ahead}: a stale state that holds our entry can only
+   * show more entries ahead than there are now, which makes a waiter wait, never hold too early.
+   */
+  async queueView(
+    dir: string,
+    revision: string,
+    options: RunOptions<IRangeResponse> & { serializable?: boolean },
+  ): Promise<QueueView> {
+    const keys = this.#dirs.get(dir);
+    const serializable = options.serializable ?? true;
+    const response = await this.#read(
+      'acquire (waiting)',
+      (o) =>
+        this.#calls.client.kv.range(
+          { ...keys.all, max_create_revision: revision, serializable },
+          o,
+        ),
+      options,
+    );
+    return this.queueViewFrom(dir, revision, response);
   }
 
   #read(

@@ -2,10 +2,10 @@
  * Whose turn it is: the one rule that says, from the entries ahead of ours in a lock's queue,
  * whether our entry holds the lock and, if not, which entries to wait for.
  *
- * For a mutex (the only kind so far) an entry holds when no entry precedes it, as in etcd's
- * recipe. Shared entries (readers, semaphore permits) will extend this rule here: a shared entry
- * holds when no exclusive entry precedes it and fewer than its limit of shared ones do (a reader
- * waits for the last writer before it, a writer for the last entry of any kind: etcd's RWMutex).
+ * An exclusive entry (a mutex, a writer) holds when no entry precedes it, whatever the kinds of the
+ * entries ahead, as in etcd's recipe: it waits for the last entry of any kind before it. Shared
+ * entries (readers, semaphore permits) follow the rule of `shared-turn.ts`, which reuses
+ * {@link Turn}.
  */
 import type { IKeyValue } from 'etcd3';
 
@@ -23,8 +23,11 @@ export type Turn =
        * the queue again while our predecessor holds, so that its release needs no read).
        */
       readonly watch: readonly IKeyValue[];
-      /** The first watched entry holds the lock: once it is gone, ours does (no read needed). */
-      readonly blockerHolds: boolean;
+      /**
+       * How many of the first watched entries grant us the lock by their deletion alone (no read
+       * needed): 1 when our predecessor holds the lock and nothing else is in our way.
+       */
+      readonly grants: number;
     };
 
 const HOLDS: Turn = Object.freeze({ holds: true });
@@ -36,6 +39,6 @@ export function turnOf(ahead: readonly IKeyValue[]): Turn {
   // No entry before our predecessor: it holds the lock, and nobody can get in between (newer
   // entries queue behind us).
   return beforePredecessor
-    ? { holds: false, watch: [predecessor, beforePredecessor], blockerHolds: false }
-    : { holds: false, watch: [predecessor], blockerHolds: true };
+    ? { holds: false, watch: [predecessor, beforePredecessor], grants: 0 }
+    : { holds: false, watch: [predecessor], grants: 1 };
 }
