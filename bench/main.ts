@@ -22,6 +22,7 @@ import { benchEtcd } from './etcd-suite.js';
 import { parseOptions, USAGE, type BenchOptions } from './options.js';
 import { benchPostgres } from './postgres-suite.js';
 import { benchRedis, KINDS_LIMIT } from './redis-suite.js';
+import { benchRedlock } from './redlock-suite.js';
 import { checkKindsTargets, mixedTable, readersTable, semaphoreTable } from './report-kinds.js';
 import {
   checkTargets,
@@ -36,6 +37,7 @@ import {
   startEtcd,
   startPostgres,
   startRedis,
+  startRedlockNodes,
   stopAllServers,
   type RunningServer,
 } from './servers.js';
@@ -77,6 +79,7 @@ async function run(options: BenchOptions): Promise<number> {
     etcd: startEtcd,
     postgres: startPostgres,
     'azure-blob': startAzurite,
+    redlock: startRedlockNodes,
   };
   const servers = await Promise.all(options.stores.map((store) => starters[store]()));
   for (const server of servers)
@@ -88,6 +91,8 @@ async function run(options: BenchOptions): Promise<number> {
     else if (server.name === 'etcd') results.push(await benchEtcd(server.port, options, show, log));
     else if (server.name === 'azure-blob')
       results.push(await benchAzureBlob(server.url!, options, show, log));
+    else if (server.name === 'redlock')
+      results.push(await benchRedlock(server.ports ?? [server.port], options, show, log));
     else results.push(await benchPostgres(server.url!, options, show, log));
   }
   const targets = results.flatMap((result) => [

@@ -9,7 +9,7 @@ export type Scenario = (typeof SCENARIOS)[number];
 /** What to run and for how long. */
 export interface BenchOptions {
   /** Which stores to benchmark. */
-  readonly stores: readonly ('redis' | 'etcd' | 'postgres' | 'azure-blob')[];
+  readonly stores: readonly ('redis' | 'etcd' | 'postgres' | 'azure-blob' | 'redlock')[];
   /** Which scenarios to run (where the store has them). */
   readonly scenarios: ReadonlySet<Scenario>;
   /** B4–B6: timed window per contender and configuration (in all, split into rounds). */
@@ -40,7 +40,8 @@ export interface BenchOptions {
 /** Usage text for `--help`. */
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --only redis|etcd|postgres|azure-blob   run one store's benchmarks (default: all)
+  --only redis|etcd|postgres|azure-blob|redlock   run one store's benchmarks (default: all;
+                      redlock: five redis-servers, B1 and B2)
   --scenarios b1,b4   run only these scenarios (default: all; b4–b6 are Redis's
                       read-write lock and semaphore benchmarks)
   --duration 5s       B2 (contended) time per contender (default 5s; ms, s or m),
@@ -91,9 +92,10 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     only !== 'redis' &&
     only !== 'etcd' &&
     only !== 'postgres' &&
-    only !== 'azure-blob'
+    only !== 'azure-blob' &&
+    only !== 'redlock'
   ) {
-    throw new Error(`--only: expected redis, etcd, postgres or azure-blob, got "${only}"`);
+    throw new Error(`--only: expected redis, etcd, postgres, azure-blob or redlock, got "${only}"`);
   }
   const quick = values.quick ?? false;
   const contendedMs =
@@ -112,7 +114,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       ? undefined
       : { dir: baselineDir, label: values['baseline-label'] ?? basename(resolve(baselineDir)) };
   return {
-    stores: only ? [only] : ['redis', 'etcd', 'postgres', 'azure-blob'],
+    stores: only ? [only] : ['redis', 'etcd', 'postgres', 'azure-blob', 'redlock'],
     scenarios,
     kindsMs: contendedMs,
     ...(baseline ? { baseline } : {}),

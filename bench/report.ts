@@ -35,7 +35,7 @@ export interface StoreResults {
 }
 
 /** The stores the bench knows. */
-export type Store = 'redis' | 'etcd' | 'postgres' | 'azure-blob';
+export type Store = 'redis' | 'etcd' | 'postgres' | 'azure-blob' | 'redlock';
 
 /** One target of an issue, checked on one distlock row. */
 export interface TargetCheck {
@@ -241,6 +241,9 @@ const ASKS: Record<
 > = {
   redis: { b1Factor: 1.15, peer: 'best peer', opsFactor: 1, maxWait: true, waitDivisor: 10 },
   etcd: { b1Factor: 1.15, peer: 'etcd3 Lock', opsFactor: 3, maxWait: false, waitDivisor: 10 },
+  // Issue 15: B1 within 1.3x of one PING round to the five nodes; B2 p99 wait <= 1/5 of the
+  // best tuned peer's and ops/s >= 0.9x its.
+  redlock: { b1Factor: 1.3, peer: 'best peer', opsFactor: 0.9, maxWait: true, waitDivisor: 5 },
   postgres: {
     b1Factor: 1.3,
     peer: 'advisory-lock',

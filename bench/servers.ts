@@ -18,6 +18,8 @@ export interface RunningServer {
   readonly url?: string;
   /** `redis-server --version` / `etcd --version`, first line. */
   readonly version: string;
+  /** Every node's port, for a group of independent servers (Redlock's five nodes). */
+  readonly ports?: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -63,6 +65,24 @@ export async function startRedis(): Promise<RunningServer> {
     name: 'redis',
     port: server.port,
     version: versionOf('redis-server', ['--version']),
+    stop,
+  };
+}
+
+/** Start five independent `redis-server`s without persistence (Redlock's nodes). */
+export async function startRedlockNodes(): Promise<RunningServer> {
+  const servers = await Promise.all([1, 2, 3, 4, 5].map(() => startRedisServer()));
+  const stop = track(
+    () => servers.map((server) => server.process),
+    async () => {
+      await Promise.all(servers.map((server) => server.stop()));
+    },
+  );
+  return {
+    name: 'redlock',
+    port: servers[0]!.port,
+    ports: servers.map((server) => server.port),
+    version: `5 × ${versionOf('redis-server', ['--version'])}`,
     stop,
   };
 }

@@ -12,6 +12,7 @@ import type { EtcdBackendOptions } from './backends/etcd/index.js';
 import type { FilesBackendOptions } from './backends/files/index.js';
 import type { PostgresBackendOptions } from './backends/postgres/index.js';
 import type { RedisBackendOptions } from './backends/redis/index.js';
+import type { RedlockBackendOptions } from './backends/redlock/index.js';
 import type { LockBackend } from './core/backend.js';
 import { InvalidArgumentError } from './core/errors.js';
 import { redactSecrets } from './core/redact.js';
@@ -27,6 +28,8 @@ export interface OpenBackendOptions {
   readonly files?: Omit<FilesBackendOptions, 'dir'>;
   /** Extra options for the Redis backend (the connection comes from the URL). @default none */
   readonly redis?: Omit<RedisBackendOptions, 'url' | 'client'>;
+  /** Extra options for the Redlock backend (the nodes come from the URL). @default none */
+  readonly redlock?: Omit<RedlockBackendOptions, 'urls' | 'clients'>;
   /** Extra options for the etcd backend (the endpoints come from the URL). @default none */
   readonly etcd?: Omit<EtcdBackendOptions, 'url' | 'client'>;
   /** Extra options for the PostgreSQL backend (the connection comes from the URL). @default none */
@@ -48,13 +51,8 @@ export function defaultLockDir(): string {
   return defaultLockDirectory();
 }
 
-/** URL schemes that are planned but whose backend does not exist yet. */
-const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
-  redlock: 'redlock (several independent Redis nodes)',
-});
-
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db, azblob://CONTAINER, https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS';
+  'file:///path, memory:, redis://host:port, rediss://host:port, redlock://host:port,host:port,host:port, etcd://host:port[,host:port…], postgres://host:port/db, azblob://CONTAINER, https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -62,6 +60,8 @@ const SUPPORTED_FORMS =
  *   under the OS temp dir, when `url` is empty or undefined;
  * - `memory:` — in this process only (for trying things out);
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
+ * - `redlock://[user:password@]host1:port1,host2:port2,host3:port3[/db]` — Redlock over an odd
+ *   number (≥ 3) of independent Redis masters, each reached as `redis://[user:password@]host:port[/db]`;
  * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
  * - `postgres://[user:password@]host:port/database` and `postgresql://…` — a lease table in
  *   PostgreSQL (lease mode);
@@ -70,13 +70,12 @@ const SUPPORTED_FORMS =
  * - `https://ACCOUNT.blob.core.windows.net/CONTAINER?sv=…&sig=…` (or `http://…`) — blob leases in
  *   the container that URL names, with the SAS token in it.
  *
- * `redlock://` is recognised but not available yet; a bare Azure connection string is refused
- * with a message saying how to name the container. Every error names the URL with its password,
- * account key or SAS signature replaced by `***`.
+ * A bare Azure connection string is refused with a message saying how to name the container.
+ * Every error names the URL with its password, account key or SAS signature replaced by `***`.
  *
- * @throws {InvalidArgumentError} (option `url`) for a malformed URL, an unknown scheme or a
- *   backend that is not available yet; {@link MissingClientLibraryError} (an
- *   `InvalidArgumentError`) when the client library the scheme needs is not installed.
+ * @throws {InvalidArgumentError} (option `url`) for a malformed URL or an unknown scheme;
+ *   {@link MissingClientLibraryError} (an `InvalidArgumentError`) when the client library the
+ *   scheme needs is not installed.
  * @example
  * ```ts
  * const backend = await openBackend(process.env.DISTLOCK_URL ?? 'file:///tmp/locks');
@@ -121,6 +120,21 @@ export async function openBackend(
       );
       return redisBackend({ ...options.redis, url: text });
     }
+    case 'redlock': {
+      const urls = redlockNodeUrls(text);
+      const { redlockBackend } = await importNeeding(
+        scheme,
+        'ioredis',
+        () => import('./backends/redlock/index.js'),
+      );
+      try {
+        return redlockBackend({ ...options.redlock, urls });
+      } catch (error) {
+        // The node list comes from the URL: name the option the caller wrote.
+        if (!(error instanceof InvalidArgumentError) || error.option !== 'urls') throw error;
+        throw new InvalidArgumentError('url', `${error.message} (${redactUrl(text)})`);
+      }
+    }
     case 'etcd': {
       requireHost(text);
       const { etcdBackend } = await importNeeding(
@@ -148,13 +162,6 @@ export async function openBackend(
       return azureBlobBackend({ ...options.azureBlob, url: text });
     }
     default: {
-      const planned = PLANNED_SCHEMES[scheme];
-      if (planned !== undefined) {
-        throw new InvalidArgumentError(
-          'url',
-          `the ${planned} backend is not available yet (${redactUrl(text)}); supported: ${SUPPORTED_FORMS}`,
-        );
-      }
       throw new InvalidArgumentError(
         'url',
         `unknown backend "${scheme}:" in "${redactUrl(text)}"; supported: ${SUPPORTED_FORMS}`,
@@ -359,4 +366,25 @@ export function parseDuration(text: string, option = 'duration'): number {
     throw new InvalidArgumentError(option, `"${text}" is too long (at most 24 days)`);
   }
   return ms;
+}
+
+/**
+ * The `redis://` URL of each node of `redlock://[user:password@]h1:p1,h2:p2,…[/db]` (the
+ * credentials and database apply to every node). Never echoes the password.
+ */
+function redlockNodeUrls(text: string): string[] {
+  const rest = text.replace(/^redlock:\/\//i, '');
+  const slash = rest.indexOf('/');
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? '' : rest.slice(slash);
+  const at = authority.lastIndexOf('@');
+  const userinfo = at < 0 ? '' : authority.slice(0, at + 1);
+  const hosts = (at < 0 ? authority : authority.slice(at + 1)).split(',');
+  if (!/^redlock:\/\//i.test(text) || hosts.some((host) => !/^[^\s:/@]+(:\d+)?$/.test(host))) {
+    throw new InvalidArgumentError(
+      'url',
+      `"${redactUrl(text)}" is not a redlock URL: use redlock://host:port,host:port,host:port`,
+    );
+  }
+  return hosts.map((host) => `redis://${userinfo}${host}${path}`);
 }

@@ -145,8 +145,16 @@ describe('openBackend', () => {
     }
   });
 
+  it('opens redlock:// with one node per host, without connecting yet', async () => {
+    const backend = await openBackend('redlock://u:secret@a:1,b:2,c:3/2');
+    expect(backend.name).toBe('redlock');
+    expect(backend.capabilities.fifo).toBe(false);
+    await backend.close();
+  });
+
   it.each([
-    ['redlock://u:secret@a:1,b:2,c:3', /redlock.*not available yet/],
+    ['redlock://u:secret@a:1,,c:3', /not a redlock URL/],
+    ['redlock://u:secret@a:1,b:2', /odd number of at least 3/],
     ['postgres://u:secret@/app', /names no host/],
     ['azblob://acct:secret@container', /carries credentials.*AZURE_STORAGE_CONNECTION_STRING/],
     ['azblob://', /names no container/],

@@ -24,9 +24,10 @@ const BACKENDS_HELP = `Backends (--backend URL, else $${BACKEND_URL_ENV}, else l
   redis://[user:password@]host:6379[/db]   Redis; rediss:// for TLS
   etcd://host1:2379,host2:2379      an etcd cluster's client endpoints
   postgres://[user:password@]host:5432/db   PostgreSQL (a lease table); postgresql:// too
+  redlock://[user:password@]h1:6379,h2:6379,h3:6379[/db]   Redlock over an odd number
+                                    (>= 3) of independent Redis masters
   azblob://CONTAINER                Azure blob leases; the account from $AZURE_STORAGE_CONNECTION_STRING
   https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS   the same, by a container URL with a SAS
-  redlock://: not available yet
   Passwords, account keys and SAS signatures are never printed.
 
 Durations: 500ms, 30s, 5m, 1h, or a bare number of seconds (5 = 5s, as for flock -w).`;

@@ -312,4 +312,10 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
     livenessMarginMs: 2_000,
     faults: [...HOLDER_FAULTS, 'server-pause', ...NETWORK_FAULTS],
   }),
+  redlock: serverGroup({
+    start: (dir) => Promise.all([1, 2, 3, 4, 5].map((i) => redisWithAof(join(dir, `node-${i}`)))),
+    module: fixture('redlock-backend.ts'),
+    env: (urls) => ({ DISTLOCK_REDLOCK_URLS: urls.join(',') }),
+    faults: [...SINGLE_SERVER_FAULTS, 'quorum-pause'],
+  }),
 };

@@ -78,6 +78,12 @@ export interface RedisConnection {
    * flight, so a script that forgets `close()` still exits.
    */
   keepAlive(): () => void;
+  /**
+   * Optional (a layer without it gives no wake-ups; its users poll): call `onMessage` with each
+   * message `PUBLISH`ed on `channel`, until the returned function is called. Best effort: a
+   * message sent while the subscriber connection is down is missed. Resolves once subscribed.
+   */
+  subscribe?(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
   /** Close the connections the layer opened (a client passed in by the user stays open). */
   close(): Promise<void>;
 }

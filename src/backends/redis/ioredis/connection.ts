@@ -11,6 +11,7 @@ import { BlockingPool } from './blocking-pool.js';
 import { ConnectionErrors, toLockError } from './errors.js';
 import { ScriptRunner, type RedisClient } from './script-runner.js';
 import { SocketRefs } from './socket-refs.js';
+import { Subscriber } from './subscriber.js';
 
 /**
  * ioredis options of a client built from a URL. A lock operation must not wait in a queue for a
@@ -95,6 +96,7 @@ export class IoredisConnection implements RedisConnection {
   readonly #runner: ScriptRunner;
   readonly #pool: BlockingPool;
   readonly #commandTimeoutMs: number;
+  #subscriber: Subscriber | undefined;
 
   /** @throws InvalidArgumentError for a bad `client` or `url`. */
   constructor(options: IoredisConnectionOptions) {
@@ -157,6 +159,15 @@ export class IoredisConnection implements RedisConnection {
     return found;
   }
 
+  /** Pub/sub on a duplicate of a standalone client (opened on first use); a Cluster has none. */
+  subscribe(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>> {
+    if (this.client.isCluster) {
+      return Promise.reject(new Error('subscribe is not offered on a Redis Cluster client'));
+    }
+    this.#subscriber ??= new Subscriber(this.client as Redis, this.#refs);
+    return this.#subscriber.subscribe(channel, onMessage);
+  }
+
   keepAlive(): () => void {
     this.#refs.busy();
     let done = false;
@@ -169,6 +180,7 @@ export class IoredisConnection implements RedisConnection {
 
   async close(): Promise<void> {
     this.#pool.close();
+    this.#subscriber?.close();
     this.#errors.unfollow(this.client);
     if (!this.#owned) return;
     const client = this.client;
