@@ -219,7 +219,9 @@ export class RedlockBackend implements LockBackend {
   /** The holder a majority of nodes agrees on, or null (none, or no majority agrees). */
   async inspect(key: string, _options?: OperationOptions): Promise<LockInfo | null> {
     this.#throwIfClosed();
-    const votes = await round(this.#nodes, this.#options.nodeTimeoutMs, (node, signal) =>
+    // A read for operators, not a vote: no validity to protect, so the longer command timeout
+    // (a loaded host answers a node in more than the voting timeout without being down).
+    const votes = await round(this.#nodes, REDLOCK_DEFAULTS.commandTimeoutMs, (node, signal) =>
       node.run(INSPECT, [this.#lockKey(key)], [], { signal }),
     );
     if (votes.length - failures(votes) < this.quorum)
@@ -258,7 +260,7 @@ export class RedlockBackend implements LockBackend {
     this.#throwIfClosed();
     const lock = this.#lockKey(key);
     const marker = `force:${randomUUID()}`;
-    const votes = await round(this.#nodes, this.#options.nodeTimeoutMs, (node, signal) =>
+    const votes = await round(this.#nodes, REDLOCK_DEFAULTS.commandTimeoutMs, (node, signal) =>
       node.run(FORCE_RELEASE, [lock], [`${lock}:released`, marker], { signal }),
     );
     if (failures(votes) === votes.length) throw unavailable('forceRelease', votes, 1);
