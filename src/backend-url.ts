@@ -102,12 +102,11 @@ export async function openBackend(
     case 'redis':
     case 'rediss': {
       requireHost(text);
-      const { redisBackend } = await importNeeding(
-        scheme,
-        'ioredis',
-        () => import('./backends/redis/index.js'),
-      );
-      return redisBackend({ ...options.redis, url: text });
+      // ioredis is loaded when the client is built, not when the module is imported.
+      return importNeeding(scheme, 'ioredis', async () => {
+        const { redisBackend } = await import('./backends/redis/index.js');
+        return redisBackend({ ...options.redis, url: text });
+      });
     }
     case 'etcd': {
       requireHost(text);
@@ -180,7 +179,9 @@ async function importNeeding<T>(
   try {
     return await load();
   } catch (error) {
-    if (isMissingPackage(error, packageName)) {
+    // A backend that loads its library lazily wraps the resolver's error in a typed one.
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    if (isMissingPackage(error, packageName) || isMissingPackage(cause, packageName)) {
       throw new MissingClientLibraryError(scheme, packageName, { cause: error });
     }
     throw error;

@@ -275,5 +275,10 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
     module: fixture('redis-backend.ts'),
     env: (url) => ({ DISTLOCK_REDIS_URL: url }),
   }),
+  'redis-node-redis': singleServer({
+    start: redisWithAof,
+    module: fixture('redis-backend.ts'),
+    env: (url) => ({ DISTLOCK_REDIS_URL: url, DISTLOCK_REDIS_CLIENT_LIBRARY: 'node-redis' }),
+  }),
   etcd: etcdCluster,
 };

@@ -3,7 +3,7 @@
  * Redis and the release script hands the lock to the longest live waiters (see queued-acquire.ts).
  * Exclusive holdings (a mutex, a writer) and shared ones (readers, semaphore permits) are one
  * lock per key, under the rules of `core/kinds.ts` (see `scripts/common.lua.ts`). The client
- * library is behind `RedisConnection` (`./ioredis/` today).
+ * library is behind `RedisConnection` (`./ioredis/` and `./node-redis/`).
  */
 import type {
   AcquireRequest,
@@ -21,7 +21,8 @@ import type {
 import type { Cluster, Redis } from 'ioredis';
 import { LockClosedError } from '../../core/errors.js';
 import { luaScript } from './connection.js';
-import { IoredisConnection } from './ioredis/connection.js';
+import { createRedisConnection, type RedisClientConnection } from './create-connection.js';
+import type { NodeRedisClient } from './node-redis/client.js';
 import { lockKeys, lockNameOf, scanPattern, type LockKeys } from './keys.js';
 import { contractLimit, limitMismatch, scriptLimit } from './limits.js';
 import { resolveOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
@@ -71,17 +72,19 @@ export class RedisBackend implements LockBackend {
   });
 
   readonly #options: ResolvedRedisOptions;
-  readonly #connection: IoredisConnection;
+  readonly #connection: RedisClientConnection;
   readonly #queue: QueueContext;
   readonly #keyCache = new Map<string, CachedKeys>();
   #closed: Promise<void> | undefined;
 
   constructor(options: RedisBackendOptions) {
     this.#options = resolveOptions(options);
-    this.#connection = new IoredisConnection({
+    this.#connection = createRedisConnection({
       client: options.client,
       url: options.url,
+      clientLibrary: options.clientLibrary,
       redisOptions: options.redisOptions,
+      nodeRedisOptions: options.nodeRedisOptions,
       commandTimeoutMs: this.#options.commandTimeoutMs,
       maxBlockingConnections: this.#options.maxBlockingConnections,
     });
@@ -96,8 +99,8 @@ export class RedisBackend implements LockBackend {
     };
   }
 
-  /** The ioredis client in use (yours, or the one built from `url`). */
-  get client(): Redis | Cluster {
+  /** The client in use (yours, or the one built from `url`): ioredis or node-redis. */
+  get client(): Redis | Cluster | NodeRedisClient {
     return this.#connection.client;
   }
 

@@ -4,23 +4,38 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../core/errors.js';
+import type { RedisClientLibrary } from './create-connection.js';
+import type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/client.js';
 
 /** Options of {@link redisBackend}: pass exactly one of `client` or `url`. */
 export interface RedisBackendOptions {
   /**
-   * Your ioredis `Redis` or `Cluster` client. It stays open when the backend closes. The backend
-   * listens to its `error` events while open (to give a failure its root cause), which also
-   * keeps ioredis from printing them as unhandled.
+   * Your client: an ioredis `Redis` or `Cluster`, or a node-redis (`redis` v5) client from
+   * `createClient()`, connected by you (told apart by shape). It stays open when the backend
+   * closes. The backend listens to its `error` events while open (to give a failure its root
+   * cause), which also keeps the library from printing them as unhandled (ioredis) or throwing
+   * them (node-redis).
    */
-  readonly client?: Redis | Cluster;
+  readonly client?: Redis | Cluster | NodeRedisClient;
   /**
    * A `redis://` or `rediss://` URL with a host; the backend builds its own client (failing fast
    * while Redis is unreachable, and within `connectTimeout` for an address that never answers:
    * see `REDIS_CLIENT_DEFAULTS`) and quits it on `close()`.
    */
   readonly url?: string;
+  /**
+   * The library of the client built from `url`: `'ioredis'`, or `'node-redis'` (the `redis`
+   * package, an optional peer). Ignored with `client` (its own library is used).
+   * @default 'ioredis'
+   */
+  readonly clientLibrary?: RedisClientLibrary;
   /** Extra ioredis options for the client built from `url`. @default none */
   readonly redisOptions?: RedisOptions;
+  /**
+   * Extra node-redis `createClient` options for the client built from `url` with
+   * `clientLibrary: 'node-redis'`. @default none
+   */
+  readonly nodeRedisOptions?: NodeRedisClientOptions;
   /**
    * Prepended to every Redis key. Keys look like `<prefix>{<lock key>}` plus suffixes, and
    * `<prefix>fences{<tag>}` for the fence counters. It may not contain `{` or `}`: a hash tag in

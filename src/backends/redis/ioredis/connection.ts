@@ -3,12 +3,13 @@
  * from a URL), its script runner, its pool of blocking connections, key enumeration, error
  * mapping and process keep-alive, behind the client-agnostic {@link RedisConnection}.
  */
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { BlockingPool } from './blocking-pool.js';
 import { ConnectionErrors, toLockError } from './errors.js';
+import { ioredis } from './library.js';
 import { ScriptRunner, type RedisClient } from './script-runner.js';
 import { SocketRefs } from './socket-refs.js';
 
@@ -106,7 +107,8 @@ export class IoredisConnection implements RedisConnection {
     }
     const url = options.url === undefined ? undefined : validateUrl(options.url);
     const client =
-      options.client ?? new Redis(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
+      options.client ??
+      new (ioredis().Redis)(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
     this.client = client;
     this.#owned = options.client === undefined;
     this.#commandTimeoutMs = options.commandTimeoutMs;
