@@ -47,7 +47,7 @@ const PLANNED_SCHEMES: Readonly<Record<string, string>> = Object.freeze({
 });
 
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, etcd://host:port[,host:port…], postgres://host:port/db';
+  'file:///path, memory:, redis://host:port, rediss://host:port, redis+cluster://host:port,host:port…, redis+sentinel://host:port,host:port…/mastername, etcd://host:port[,host:port…], postgres://host:port/db';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -55,6 +55,10 @@ const SUPPORTED_FORMS =
  *   under the OS temp dir, when `url` is empty or undefined;
  * - `memory:` — in this process only (for trying things out);
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
+ * - `redis+cluster://[user:password@]host1:port1,host2:port2` — a Redis Cluster through these
+ *   startup nodes (`rediss+cluster://` with TLS);
+ * - `redis+sentinel://[user:password@]host1:port1,host2:port2/mastername` — the master these
+ *   Sentinels name, followed across failovers (`rediss+sentinel://` with TLS);
  * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
  * - `postgres://[user:password@]host:port/database` and `postgresql://…` — a lease table in
  *   PostgreSQL (lease mode).
@@ -100,7 +104,11 @@ export async function openBackend(
       return memoryBackend();
     }
     case 'redis':
-    case 'rediss': {
+    case 'rediss':
+    case 'redis+cluster':
+    case 'rediss+cluster':
+    case 'redis+sentinel':
+    case 'rediss+sentinel': {
       requireHost(text);
       // ioredis is loaded when the client is built, not when the module is imported.
       return importNeeding(scheme, 'ioredis', async () => {

@@ -7,6 +7,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { RedisConnection } from './connection.js';
 import { IoredisConnection } from './ioredis/connection.js';
+import { parseRedisUrl } from './ioredis/deployment-url.js';
 import {
   isNodeRedisClient,
   type NodeRedisClient,
@@ -54,6 +55,15 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeoutMs: options.commandTimeoutMs,
     maxBlockingConnections: options.maxBlockingConnections,
   };
+  if (options.client === undefined && library === 'node-redis') {
+    // node-redis builds a client for one server; clusters and Sentinel URLs are ioredis's.
+    if (parseRedisUrl(options.url).kind !== 'server') {
+      throw new InvalidArgumentError(
+        'url',
+        "with clientLibrary 'node-redis' must be redis:// or rediss:// (one server)",
+      );
+    }
+  }
   if (
     isNodeRedisClient(options.client) ||
     (options.client === undefined && library === 'node-redis')

@@ -18,9 +18,14 @@ export interface RedisBackendOptions {
    */
   readonly client?: Redis | Cluster | NodeRedisClient;
   /**
-   * A `redis://` or `rediss://` URL with a host; the backend builds its own client (failing fast
-   * while Redis is unreachable, and within `connectTimeout` for an address that never answers:
-   * see `REDIS_CLIENT_DEFAULTS`) and quits it on `close()`.
+   * A URL with a host; the backend builds its own client (failing fast while Redis is unreachable,
+   * and within `connectTimeout` for an address that never answers: see `REDIS_CLIENT_DEFAULTS`)
+   * and quits it on `close()`. Forms: `redis://[user:password@]host:port[/db]` and `rediss://…`
+   * (TLS); `redis+cluster://[user:password@]host:port,host:port…` (a Redis Cluster through these
+   * startup nodes; `rediss+cluster://` with TLS); `redis+sentinel://[user:password@]host:port,
+   * host:port…/mastername[?db=n]` (the master these Sentinels name, followed across failovers;
+   * the credentials are the master's, `redisOptions.sentinelPassword` the Sentinels'). The
+   * cluster and Sentinel forms need ioredis.
    */
   readonly url?: string;
   /**

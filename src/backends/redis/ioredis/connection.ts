@@ -9,6 +9,7 @@ import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { BlockingPool } from './blocking-pool.js';
 import { ConnectionErrors, toLockError } from './errors.js';
+import { parseRedisUrl } from './deployment-url.js';
 import { ioredis } from './library.js';
 import { ScriptRunner, type RedisClient } from './script-runner.js';
 import { SocketRefs } from './socket-refs.js';
@@ -51,23 +52,38 @@ function isRedisClient(value: unknown): value is RedisClient {
   );
 }
 
-/** A `redis://` or `rediss://` URL with a host; never echoed (it may carry a password). */
-function validateUrl(url: unknown): string {
-  let parsed: URL;
-  try {
-    if (typeof url !== 'string') throw new TypeError('not a string');
-    parsed = new URL(url);
-  } catch {
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+/**
+ * The client a URL asks for (see `deployment-url.ts`): a `Redis` for one server or a Sentinel
+ * master, a `Cluster` for a cluster, with the layer's defaults under the user's `redisOptions`.
+ */
+function clientFor(url: unknown, redisOptions: RedisOptions | undefined): RedisClient {
+  const deployment = parseRedisUrl(url);
+  const { Cluster, Redis } = ioredis();
+  if (deployment.kind === 'server') {
+    return new Redis(deployment.url, { ...REDIS_CLIENT_DEFAULTS, ...redisOptions });
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+  const credentials = {
+    ...(deployment.username === undefined ? {} : { username: deployment.username }),
+    ...(deployment.password === undefined ? {} : { password: deployment.password }),
+    ...(deployment.tls ? { tls: {} } : {}),
+  };
+  if (deployment.kind === 'cluster') {
+    return new Cluster([...deployment.endpoints], {
+      // Waits only for the slots to be known (the first connect); calls fail fast after that.
+      enableOfflineQueue: true,
+      clusterRetryStrategy: REDIS_CLIENT_DEFAULTS.retryStrategy,
+      redisOptions: { ...REDIS_CLIENT_DEFAULTS, ...credentials, ...redisOptions },
+    });
   }
-  // ioredis would quietly target 127.0.0.1:6379 instead.
-  if (parsed.hostname === '') {
-    throw new InvalidArgumentError('url', 'must name a host, e.g. redis://127.0.0.1:6379');
-  }
-  return url as string;
+  return new Redis({
+    ...REDIS_CLIENT_DEFAULTS,
+    ...credentials,
+    sentinels: [...deployment.endpoints],
+    name: deployment.name,
+    ...(deployment.db === undefined ? {} : { db: deployment.db }),
+    // Ask the Sentinels again on every reconnect: after a failover the master has moved.
+    ...redisOptions,
+  });
 }
 
 /** Every password the client may send, to scrub from errors (as written and decoded). */
@@ -103,12 +119,13 @@ export class IoredisConnection implements RedisConnection {
       throw new InvalidArgumentError('client', 'pass exactly one of `client` or `url`');
     }
     if (options.client !== undefined && !isRedisClient(options.client)) {
-      throw new InvalidArgumentError('client', 'must be an ioredis Redis or Cluster instance');
+      throw new InvalidArgumentError(
+        'client',
+        'must be an ioredis Redis or Cluster, or a node-redis client',
+      );
     }
-    const url = options.url === undefined ? undefined : validateUrl(options.url);
-    const client =
-      options.client ??
-      new (ioredis().Redis)(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
+    const url = options.url;
+    const client = options.client ?? clientFor(url, options.redisOptions);
     this.client = client;
     this.#owned = options.client === undefined;
     this.#commandTimeoutMs = options.commandTimeoutMs;
@@ -116,7 +133,8 @@ export class IoredisConnection implements RedisConnection {
     // Before the first connect attempt (which starts on a later tick): its error is the root
     // cause of the first calls' failures.
     this.#errors.follow(client);
-    if (this.#owned) this.#refs.own(client as Redis);
+    // A cluster's many connections are not followed: it keeps the process alive until closed.
+    if (this.#owned && !client.isCluster) this.#refs.own(client as Redis);
     this.#runner = new ScriptRunner(client, options.commandTimeoutMs, this.#errors, this.#refs);
     this.#pool = new BlockingPool(client, this.#runner, options.maxBlockingConnections, this.#refs);
   }
