@@ -72,6 +72,30 @@ export interface RedisBackendOptions {
    * @default 16
    */
   readonly maxBlockingConnections?: number;
+  /**
+   * Replica acknowledgement of every grant and renewal, for a master that may fail over (Redis
+   * Sentinel): after each acquire and extend the backend sends `WAIT replicas timeoutMs`, and
+   * fewer acknowledgements than `replicas` make the attempt fail (retryable): an acquire gives
+   * back what it took and fails, an extend does not renew. Without it, a grant the master
+   * acknowledged but had not yet sent to its replicas is lost if that master dies, and a replica
+   * promoted in its place may grant the same lock to another client while the first still holds
+   * it (see the README's guarantees). Not available on a Redis Cluster client (calls run on many
+   * connections).
+   * @default undefined (no WAIT)
+   */
+  readonly waitForReplicas?: WaitForReplicasOptions;
+}
+
+/** See {@link RedisBackendOptions.waitForReplicas}. */
+export interface WaitForReplicasOptions {
+  /** How many replicas must acknowledge each grant and renewal (at least 1). */
+  readonly replicas: number;
+  /**
+   * How long `WAIT` may wait for them, in ms. Counts against the acquire's wait and the lease's
+   * renewal margin, so keep it well below the TTL.
+   * @default 500
+   */
+  readonly timeoutMs?: number;
 }
 
 /** Every default of {@link RedisBackendOptions}. */
@@ -81,6 +105,7 @@ export const REDIS_DEFAULTS = Object.freeze({
   queueEntryTtlMs: 3_000,
   pollIntervalMs: 100,
   maxBlockingConnections: 16,
+  waitForReplicasTimeoutMs: 500,
 });
 
 /** Validated options of the lock logic: every field present. */
@@ -90,6 +115,7 @@ export interface ResolvedRedisOptions {
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
   readonly maxBlockingConnections: number;
+  readonly waitForReplicas: { readonly replicas: number; readonly timeoutMs: number } | undefined;
 }
 
 function positiveInteger(option: string, value: unknown, max = 2_147_483_647): number {
@@ -133,5 +159,29 @@ export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptio
   ) {
     throw new InvalidArgumentError('maxBlockingConnections', 'must be an integer >= 0');
   }
-  return { prefix, commandTimeoutMs, queueEntryTtlMs, pollIntervalMs, maxBlockingConnections };
+  const wait = options.waitForReplicas;
+  let waitForReplicas: ResolvedRedisOptions['waitForReplicas'];
+  if (wait !== undefined) {
+    if (typeof wait !== 'object' || wait === null) {
+      throw new InvalidArgumentError(
+        'waitForReplicas',
+        'must be an object { replicas, timeoutMs? }',
+      );
+    }
+    waitForReplicas = {
+      replicas: positiveInteger('waitForReplicas.replicas', wait.replicas, 1_000),
+      timeoutMs: positiveInteger(
+        'waitForReplicas.timeoutMs',
+        wait.timeoutMs ?? REDIS_DEFAULTS.waitForReplicasTimeoutMs,
+      ),
+    };
+  }
+  return {
+    prefix,
+    commandTimeoutMs,
+    queueEntryTtlMs,
+    pollIntervalMs,
+    maxBlockingConnections,
+    waitForReplicas,
+  };
 }

@@ -4,7 +4,7 @@
  * mapping and process keep-alive, behind the client-agnostic {@link RedisConnection}.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
-import { InvalidArgumentError } from '../../../core/errors.js';
+import { BackendUnavailableError, InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { BlockingPool } from './blocking-pool.js';
@@ -137,6 +137,8 @@ export class IoredisConnection implements RedisConnection {
     if (this.#owned && !client.isCluster) this.#refs.own(client as Redis);
     this.#runner = new ScriptRunner(client, options.commandTimeoutMs, this.#errors, this.#refs);
     this.#pool = new BlockingPool(client, this.#runner, options.maxBlockingConnections, this.#refs);
+    // A Cluster runs calls on many connections: WAIT on one of them would say nothing.
+    if (client.isCluster) this.waitForReplicas = undefined;
   }
 
   run(
@@ -175,6 +177,35 @@ export class IoredisConnection implements RedisConnection {
       throw toLockError(error, 'list', this.#errors);
     }
     return found;
+  }
+
+  /** `WAIT` on the one connection of a standalone or Sentinel client (see `RedisConnection`). */
+  readonly waitForReplicas: ((replicas: number, timeoutMs: number) => Promise<number>) | undefined =
+    (replicas, timeoutMs) => this.#wait(replicas, timeoutMs);
+
+  async #wait(replicas: number, timeoutMs: number): Promise<number> {
+    const client = this.client as Redis;
+    if (client.status !== 'ready') {
+      throw new BackendUnavailableError(`redis wait failed: connection is ${client.status}`, {
+        cause: this.#errors.connectionError(),
+      });
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackendUnavailableError(`redis wait failed: no answer in time`)),
+        timeoutMs + this.#commandTimeoutMs,
+      );
+    });
+    try {
+      return Number(
+        await Promise.race([client.call('WAIT', String(replicas), String(timeoutMs)), late]),
+      );
+    } catch (error) {
+      throw toLockError(error, 'wait', this.#errors);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   keepAlive(): () => void {

@@ -3,7 +3,7 @@
  * built from a URL with `createClient`, behind the client-agnostic {@link RedisConnection}, as
  * `../ioredis/` does for ioredis.
  */
-import { InvalidArgumentError } from '../../../core/errors.js';
+import { BackendUnavailableError, InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { NodeRedisBlockingPool } from './blocking-pool.js';
@@ -147,6 +147,35 @@ export class NodeRedisConnection implements RedisConnection {
       throw toLockError(error, 'list', this.#errors);
     }
     return found;
+  }
+
+  /** `WAIT` on the client's connection (see `RedisConnection`). */
+  async waitForReplicas(replicas: number, timeoutMs: number): Promise<number> {
+    const client = this.client;
+    if (!client.isReady) {
+      throw new BackendUnavailableError('redis wait failed: not connected', {
+        cause: this.#errors.connectionError(),
+      });
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackendUnavailableError(`redis wait failed: no answer in time`)),
+        timeoutMs + this.#commandTimeoutMs,
+      );
+    });
+    try {
+      return Number(
+        await Promise.race([
+          client.sendCommand(['WAIT', String(replicas), String(timeoutMs)]),
+          late,
+        ]),
+      );
+    } catch (error) {
+      throw toLockError(error, 'wait', this.#errors);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   keepAlive(): () => void {
