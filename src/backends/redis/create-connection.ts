@@ -10,6 +10,7 @@ import { IoredisConnection } from './ioredis/connection.js';
 import { parseRedisUrl } from './ioredis/deployment-url.js';
 import {
   isNodeRedisClient,
+  isNodeRedisCluster,
   type NodeRedisClient,
   type NodeRedisClientOptions,
 } from './node-redis/client.js';
@@ -55,6 +56,12 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeoutMs: options.commandTimeoutMs,
     maxBlockingConnections: options.maxBlockingConnections,
   };
+  if (isNodeRedisCluster(options.client)) {
+    throw new InvalidArgumentError(
+      'client',
+      'a node-redis cluster is not supported yet: pass an ioredis Cluster or a redis+cluster:// URL',
+    );
+  }
   if (options.client === undefined && library === 'node-redis') {
     // node-redis builds a client for one server; clusters and Sentinel URLs are ioredis's.
     if (parseRedisUrl(options.url).kind !== 'server') {

@@ -50,8 +50,19 @@ export function isNodeRedisClient(value: unknown): value is NodeRedisClient {
     typeof candidate.duplicate === 'function' &&
     typeof candidate.isOpen === 'boolean' &&
     typeof candidate.isReady === 'boolean' &&
-    // ioredis has `status` and lower-case `evalsha`; node-redis has neither.
-    !('status' in candidate)
+    // ioredis has `status`; a node-redis cluster has `masters`.
+    !('status' in candidate) &&
+    !('masters' in candidate)
+  );
+}
+
+/** True for a node-redis cluster (`createCluster()`): it routes by key, and has its masters. */
+export function isNodeRedisCluster(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'masters' in value &&
+    typeof (value as { nodeClient?: unknown }).nodeClient === 'function'
   );
 }
 
