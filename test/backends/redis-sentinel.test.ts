@@ -3,8 +3,8 @@
  * all spawned by the harness), reached by a `redis+sentinel://` URL, and `waitForReplicas`:
  * - a replica that does not acknowledge fails an acquire (which gives back what it took) and an
  *   extend, retryably;
- * - the master killed while a lease is held, right after the replica's link to it broke (so the
- *   grant may not have reached the replica): with `waitForReplicas: 1` no second client acquires
+ * - the master killed while a lease is held, taken while the replica's link to it was down for a
+ *   second (so the grant reaches the replica only if the acquire waits for it): with `waitForReplicas: 1` no second client acquires
  *   the lock before the first one's lease ends (asserted); without it, whether the lock survived
  *   the failover is recorded, not asserted (the README's guarantees state what it showed).
  */
@@ -104,8 +104,8 @@ describe('redis through Sentinel: waitForReplicas', () => {
 });
 
 /**
- * Take a lock on the master just after the replica's link to it was cut (the replica reconnects
- * within about a second), kill the master at once, and let a second client try to take the lock
+ * Take a lock on the master while the replica's link to it is cut (the replica is paused for a
+ * second, then reconnects), kill the master as soon as the acquire returns, and let a second client try to take the lock
  * until well after the first one's lease ended. Returns when the second client got it, relative to
  * the end of the first one's lease (negative: while the first still held it).
  */
@@ -121,13 +121,22 @@ async function failoverWhileHeld(
   await second.inspect(key);
   await first.inspect(key);
   const master = await deployment.masterPort();
-  const replicaPort = [...deployment.servers.keys()].find((port) => port !== master)!;
-  await redisCli(replicaPort, ['client', 'kill', 'type', 'master']);
+  const [replicaPort, replica] = [...deployment.servers.entries()].find(
+    ([port]) => port !== master,
+  )!;
+  // Pause the replica and cut its link, so that it cannot reconnect for a second: the grant
+  // reaches it only if the acquire waits for it (WAIT), not if the master dies first.
+  replica.kill('SIGSTOP');
+  await redisCli(master, ['client', 'kill', 'type', 'replica']);
+  const resumed = new Promise((resolve) => setTimeout(resolve, 1_000)).then(() =>
+    replica.kill('SIGCONT'),
+  );
   const startedAt = Date.now();
   const result = await first.tryAcquire({ key, token: 'first', ttlMs });
+  if (result.acquired) await killAndWait(deployment.servers.get(master)!);
+  await resumed;
   if (!result.acquired) return { acquired: false, secondGotItMsAfterLeaseEnd: undefined };
   const leaseEnd = startedAt + ttlMs;
-  await killAndWait(deployment.servers.get(master)!);
   let gotAt: number | undefined;
   while (gotAt === undefined && Date.now() < leaseEnd + 25_000) {
     try {
@@ -147,9 +156,9 @@ describe('redis through Sentinel: the master killed while a lease is held', () =
   it('with waitForReplicas: 1, no second client acquires before the first lease ends', async () => {
     const deployment = await startRedisSentinel();
     try {
-      // Long enough for the replica to reconnect and acknowledge.
+      // Long enough for the replica to resume, reconnect and acknowledge.
       const outcome = await failoverWhileHeld(deployment, {
-        waitForReplicas: { replicas: 1, timeoutMs: 3_000 },
+        waitForReplicas: { replicas: 1, timeoutMs: 5_000 },
       });
       expect(outcome.acquired, 'the first client got the lock (else the test says nothing)').toBe(
         true,
