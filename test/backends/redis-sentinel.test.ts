@@ -121,9 +121,7 @@ async function failoverWhileHeld(
   await second.inspect(key);
   await first.inspect(key);
   const master = await deployment.masterPort();
-  const [replicaPort, replica] = [...deployment.servers.entries()].find(
-    ([port]) => port !== master,
-  )!;
+  const replica = [...deployment.servers.entries()].find(([port]) => port !== master)![1];
   // Pause the replica and cut its link, so that it cannot reconnect for a second: the grant
   // reaches it only if the acquire waits for it (WAIT), not if the master dies first.
   replica.kill('SIGSTOP');
