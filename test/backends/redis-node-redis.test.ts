@@ -22,10 +22,11 @@ import { createLocks, type LockManager } from '../../src/core/locks.js';
 import { rootCause } from '../../src/core/redact.js';
 import { runConformanceSuite } from '../../src/testing/index.js';
 import { startBlackHole } from '../harness/black-hole.js';
-import { waitUntil } from '../harness/process.js';
+import { runToEnd, waitUntil } from '../harness/process.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/redis-backend.ts', import.meta.url));
+const HIDE_PACKAGES = fileURLToPath(new URL('../fixtures/hide-packages.mjs', import.meta.url));
 
 let conformanceServer: RedisServer;
 beforeAll(async () => {
@@ -125,6 +126,42 @@ describe('redis over node-redis: a client passed in', () => {
     expect(() =>
       redisBackend({ url: 'redis+cluster://127.0.0.1:1,127.0.0.1:2', clientLibrary: 'node-redis' }),
     ).toThrow(InvalidArgumentError);
+  });
+
+  it('works without ioredis installed (it is loaded only for an ioredis client)', async () => {
+    const backendModule = fileURLToPath(
+      new URL('../../src/backends/redis/index.ts', import.meta.url),
+    );
+    const source = `
+      import { createClient } from 'redis';
+      import { redisBackend } from ${JSON.stringify(backendModule)};
+      const client = createClient({ url: ${JSON.stringify(conformanceServer.url)} });
+      await client.connect();
+      const backend = redisBackend({ client });
+      const got = await backend.tryAcquire({ key: 'no-ioredis', token: 't', ttlMs: 5000 });
+      const released = await backend.release({ key: 'no-ioredis', token: 't' });
+      await backend.close();
+      await client.close();
+      let refused;
+      try { redisBackend({ url: 'redis://127.0.0.1:1' }); } catch (error) { refused = error.option; }
+      console.log(JSON.stringify({ acquired: got.acquired, released, refused }));`;
+    const { stdout } = await runToEnd(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', source],
+      {
+        timeoutMs: 30_000,
+        env: {
+          ...process.env,
+          NODE_OPTIONS: `--import=${HIDE_PACKAGES}`,
+          DISTLOCK_TEST_HIDE_PACKAGES: 'ioredis',
+        },
+      },
+    );
+    expect(JSON.parse(stdout.trim())).toEqual({
+      acquired: true,
+      released: 'released',
+      refused: 'clientLibrary',
+    });
   });
 
   it('rejects a bad clientLibrary naming it', () => {
