@@ -2,7 +2,7 @@
  * The Redis benchmarks: B1, B2 and B3 (issue 4) for distlock, redlock and redis-semaphore (each
  * at its defaults and tuned) and the floors; B4–B6 (issue 14) for distlock's read-write lock and
  * semaphore beside Redisson-like semantics, redis-semaphore's semaphores and their floors; all on
- * the one spawned redis-server. With `--baseline`, another build of distlock runs as one more row
+ * the one spawned redis-server. distlock's B1–B3 rows run over ioredis and over node-redis. With `--baseline`, another build of distlock runs as one more row
  * of B1–B3.
  */
 import { join, resolve } from 'node:path';
@@ -10,11 +10,13 @@ import { pathToFileURL } from 'node:url';
 import type { Contender } from './contenders/contender.js';
 import { redisBackend } from '../src/backends/redis/index.js';
 import {
+  distlock,
   distlockVariants,
   type BackendOpener,
   type DistlockLibrary,
 } from './contenders/distlock.js';
 import { asKinds, distlockKinds, type KindsContender } from './contenders/kinds.js';
+import { nodeRedisOpener } from './contenders/node-redis-connection.js';
 import { closeRedis, connectRedis } from './contenders/redis-connection.js';
 import { fifoHandoffFloor } from './contenders/redis-fifo-floor.js';
 import { handRolled, pingPairs } from './contenders/redis-floors.js';
@@ -48,8 +50,19 @@ function opener(port: number, backendOf: typeof redisBackend): BackendOpener {
   };
 }
 
-/** distlock's Redis rows, and the baseline build's when asked for. */
+/** distlock's Redis rows (over ioredis, and over node-redis), and the baseline build's when asked for. */
 async function distlockContenders(port: number, options: BenchOptions): Promise<Contender[]> {
+  const overNodeRedis = distlock({
+    label: '(node-redis)',
+    ttlMs: TTL_MS,
+    tuned: false,
+    settings: 'createLocks defaults over a node-redis (redis v5) client instead of ioredis',
+    open: nodeRedisOpener(port),
+  });
+  return [...(await ioredisContenders(port, options)), overNodeRedis];
+}
+
+async function ioredisContenders(port: number, options: BenchOptions): Promise<Contender[]> {
   const baseline = options.baseline;
   if (!baseline) return distlockVariants(opener(port, redisBackend), TTL_MS);
   const dist = join(resolve(baseline.dir), 'dist');

@@ -52,7 +52,7 @@ export function defaultLockDir(): string {
 }
 
 const SUPPORTED_FORMS =
-  'file:///path, memory:, redis://host:port, rediss://host:port, redlock://host:port,host:port,host:port, etcd://host:port[,host:port…], postgres://host:port/db, azblob://CONTAINER, https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS';
+  'file:///path, memory:, redis://host:port, rediss://host:port, redis+cluster://host:port,host:port…, redis+sentinel://host:port,host:port…/mastername, redlock://host:port,host:port,host:port, etcd://host:port[,host:port…], postgres://host:port/db, azblob://CONTAINER, https://ACCOUNT.blob.core.windows.net/CONTAINER?SAS';
 
 /**
  * Open the backend a URL names. Supported forms:
@@ -60,6 +60,10 @@ const SUPPORTED_FORMS =
  *   under the OS temp dir, when `url` is empty or undefined;
  * - `memory:` — in this process only (for trying things out);
  * - `redis://[user:password@]host:port[/db]` and `rediss://…` (TLS);
+ * - `redis+cluster://[user:password@]host1:port1,host2:port2` — a Redis Cluster through these
+ *   startup nodes (`rediss+cluster://` with TLS);
+ * - `redis+sentinel://[user:password@]host1:port1,host2:port2/mastername` — the master these
+ *   Sentinels name, followed across failovers (`rediss+sentinel://` with TLS);
  * - `redlock://[user:password@]host1:port1,host2:port2,host3:port3[/db]` — Redlock over an odd
  *   number (≥ 3) of independent Redis masters, each reached as `redis://[user:password@]host:port[/db]`;
  * - `etcd://host1:port1,host2:port2` — an etcd cluster's client endpoints;
@@ -111,14 +115,17 @@ export async function openBackend(
       return memoryBackend();
     }
     case 'redis':
-    case 'rediss': {
+    case 'rediss':
+    case 'redis+cluster':
+    case 'rediss+cluster':
+    case 'redis+sentinel':
+    case 'rediss+sentinel': {
       requireHost(text);
-      const { redisBackend } = await importNeeding(
-        scheme,
-        'ioredis',
-        () => import('./backends/redis/index.js'),
-      );
-      return redisBackend({ ...options.redis, url: text });
+      // ioredis is loaded when the client is built, not when the module is imported.
+      return importNeeding(scheme, 'ioredis', async () => {
+        const { redisBackend } = await import('./backends/redis/index.js');
+        return redisBackend({ ...options.redis, url: text });
+      });
     }
     case 'redlock': {
       const urls = redlockNodeUrls(text);
@@ -210,7 +217,9 @@ async function importNeeding<T>(
   try {
     return await load();
   } catch (error) {
-    if (isMissingPackage(error, packageName)) {
+    // A backend that loads its library lazily wraps the resolver's error in a typed one.
+    const cause = (error as { cause?: unknown } | null)?.cause;
+    if (isMissingPackage(error, packageName) || isMissingPackage(cause, packageName)) {
       throw new MissingClientLibraryError(scheme, packageName, { cause: error });
     }
     throw error;

@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
   openBackend,
@@ -6,7 +7,7 @@ import {
   redactUrl,
   secretsOf,
 } from '../src/backend-url.js';
-import { InvalidArgumentError } from '../src/core/errors.js';
+import { InvalidArgumentError, LockError } from '../src/core/errors.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -51,6 +52,12 @@ describe('redactUrl', () => {
     ['redis://host:6379', 'redis://host:6379'],
     ['redis://user@host', 'redis://user@host'],
     ['redis://host/?password=secret&db=1', 'redis://host/?password=***&db=1'],
+    ['redis+cluster://u:secret@h1:7000,h2:7001', 'redis+cluster://u:***@h1:7000,h2:7001'],
+    ['rediss+cluster://:secret@h1:7000', 'rediss+cluster://:***@h1:7000'],
+    [
+      'redis+sentinel://u:se@cret@h1:26379,h2:26380/mymaster',
+      'redis+sentinel://u:***@h1:26379,h2:26380/mymaster',
+    ],
     [
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=Eby8vdM02x==;BlobEndpoint=http://127.0.0.1:1/dev;',
       'DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=***;BlobEndpoint=http://127.0.0.1:1/dev;',
@@ -78,6 +85,8 @@ describe('secretsOf', () => {
     ['redis://user@host', []],
     ['DefaultEndpointsProtocol=http;AccountName=a;AccountKey=k3y==;', ['k3y==']],
     ['redis://host/?password=hunter2', ['hunter2']],
+    ['redis+cluster://u:p%40ss@h1:1,h2:2', ['p%40ss', 'p@ss']],
+    ['redis+sentinel://:plain@h1:1,h2:2/mymaster', ['plain']],
   ])('%s → %j', (url, secrets) => {
     expect(secretsOf(url)).toEqual(secrets);
   });
@@ -99,6 +108,23 @@ describe('openBackend', () => {
     const backend = await openBackend('memory:');
     expect(backend.name).toBe('memory');
     await backend.close();
+  });
+
+  it('opens redis+cluster:// and redis+sentinel:// (without a reachable server) and never shows their password', async () => {
+    for (const url of [
+      'redis+cluster://u:secret-c@127.0.0.1:1,127.0.0.1:2',
+      'redis+sentinel://u:secret-s@127.0.0.1:1,127.0.0.1:2/mymaster',
+    ]) {
+      const backend = await openBackend(url, { redis: { commandTimeoutMs: 500 } });
+      expect(backend.name).toBe('redis');
+      const error = await backend
+        .tryAcquire({ key: 'k', token: 't', ttlMs: 1_000 })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockError);
+      expect((error as LockError).retryable).toBe(true);
+      expect(inspect(error, { depth: 20 })).not.toMatch(/secret-/);
+      await backend.close();
+    }
   });
 
   it('opens postgres:// and postgresql:// without connecting yet', async () => {
@@ -169,6 +195,13 @@ describe('openBackend', () => {
     ['redis://u:secret@', /names no host/],
     ['redis://u:secret@host:port', /malformed host/],
     ['etcd://a:1,,b:2', /malformed host/],
+    ['redis+cluster://u:secret@', /names no host/],
+    ['redis+cluster://u:secret@a:1,,b:2', /malformed host/],
+    ['redis+cluster://u:secret@a:1,b:2/3', /takes no database/],
+    ['redis+sentinel://u:secret@a:1,b:2', /must name the master/],
+    ['redis+sentinel://u:secret@a:1,b:2/', /must name the master/],
+    ['redis+sentinel://u:secret@a:1/m?db=x', /malformed db/],
+    ['redis+nope://u:secret@a:1', /unknown backend "redis\+nope:"/],
     ['file://relative/dir', /not a usable file URL/],
   ])('rejects %s with a typed, redacted error', async (url, message) => {
     const error = await openError(url);

@@ -330,6 +330,13 @@ describe('distlock (backend-independent behaviour, on files)', SLOW, () => {
         ],
       },
       { args: ['status', 'k', '--backend', `redis://user:${secret}@host:notaport`] },
+      {
+        args: ['run', '--no-wait', 'k', '--', 'true'],
+        env: { DISTLOCK_URL: `redis+cluster://u:${secret}@127.0.0.1:1,127.0.0.1:2` },
+      },
+      {
+        args: ['status', 'k', '--backend', `redis+sentinel://:${secret}@127.0.0.1:1/mymaster`],
+      },
       { args: [`redis://user:${secret}@127.0.0.1:1`] },
     ];
     const results = await cliAll(

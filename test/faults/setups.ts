@@ -301,6 +301,11 @@ export const SETUPS: Readonly<Record<string, BackendSetup>> = {
     module: fixture('redis-backend.ts'),
     env: (url) => ({ DISTLOCK_REDIS_URL: url }),
   }),
+  'redis-node-redis': singleServer({
+    start: redisWithAof,
+    module: fixture('redis-backend.ts'),
+    env: (url) => ({ DISTLOCK_REDIS_URL: url, DISTLOCK_REDIS_CLIENT_LIBRARY: 'node-redis' }),
+  }),
   etcd: etcdCluster,
   postgres: postgresServer,
   // Azure blob leases last 15 s at least. In memory: a restart forgets fences (no server-restart).

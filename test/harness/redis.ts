@@ -20,13 +20,13 @@ import { requireCommand } from './servers.js';
 
 const run = promisify(execFile);
 
-function ensureRedis(): void {
+export function ensureRedis(): void {
   requireCommand('redis', 'redis-server');
   requireCommand('redis', 'redis-cli');
 }
 
 /** Run `redis-cli`; `password` (a server's `--requirepass`) goes through the environment. */
-async function redisCli(port: number, args: string[], password?: string): Promise<string> {
+export async function redisCli(port: number, args: string[], password?: string): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
     timeout: 10_000,
     ...(password === undefined ? {} : { env: { ...process.env, REDISCLI_AUTH: password } }),
@@ -44,7 +44,7 @@ function passwordIn(args: readonly string[]): string | undefined {
  * Wait until `child` answers on `port`. The answer must come from `child` itself (its process
  * id): if the port was taken, another test's server may answer while `child` is still exiting.
  */
-async function waitForPing(
+export async function waitForPing(
   port: number,
   child: ChildProcess & { output: () => string },
   password?: string,

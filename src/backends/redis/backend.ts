@@ -3,7 +3,7 @@
  * Redis and the release script hands the lock to the longest live waiters (see queued-acquire.ts).
  * Exclusive holdings (a mutex, a writer) and shared ones (readers, semaphore permits) are one
  * lock per key, under the rules of `core/kinds.ts` (see `scripts/common.lua.ts`). The client
- * library is behind `RedisConnection` (`./ioredis/` today).
+ * library is behind `RedisConnection` (`./ioredis/` and `./node-redis/`).
  */
 import type {
   AcquireRequest,
@@ -19,9 +19,14 @@ import type {
   ReleaseOutcome,
 } from '../../core/backend.js';
 import type { Cluster, Redis } from 'ioredis';
-import { LockClosedError } from '../../core/errors.js';
+import {
+  BackendUnavailableError,
+  InvalidArgumentError,
+  LockClosedError,
+} from '../../core/errors.js';
 import { luaScript } from './connection.js';
-import { IoredisConnection } from './ioredis/connection.js';
+import { createRedisConnection, type RedisClientConnection } from './create-connection.js';
+import type { NodeRedisClient } from './node-redis/client.js';
 import { lockKeys, lockNameOf, scanPattern, type LockKeys } from './keys.js';
 import { contractLimit, limitMismatch, scriptLimit } from './limits.js';
 import { resolveOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
@@ -71,20 +76,29 @@ export class RedisBackend implements LockBackend {
   });
 
   readonly #options: ResolvedRedisOptions;
-  readonly #connection: IoredisConnection;
+  readonly #connection: RedisClientConnection;
   readonly #queue: QueueContext;
   readonly #keyCache = new Map<string, CachedKeys>();
   #closed: Promise<void> | undefined;
 
   constructor(options: RedisBackendOptions) {
     this.#options = resolveOptions(options);
-    this.#connection = new IoredisConnection({
+    this.#connection = createRedisConnection({
       client: options.client,
       url: options.url,
+      clientLibrary: options.clientLibrary,
       redisOptions: options.redisOptions,
+      nodeRedisOptions: options.nodeRedisOptions,
       commandTimeoutMs: this.#options.commandTimeoutMs,
       maxBlockingConnections: this.#options.maxBlockingConnections,
     });
+    if (this.#options.waitForReplicas && !this.#connection.waitForReplicas) {
+      void this.#connection.close();
+      throw new InvalidArgumentError(
+        'waitForReplicas',
+        'is not available on a Redis Cluster client (its calls run on many connections)',
+      );
+    }
     this.#queue = {
       connection: this.#connection,
       scripts: SCRIPTS,
@@ -96,8 +110,8 @@ export class RedisBackend implements LockBackend {
     };
   }
 
-  /** The ioredis client in use (yours, or the one built from `url`). */
-  get client(): Redis | Cluster {
+  /** The client in use (yours, or the one built from `url`): ioredis or node-redis. */
+  get client(): Redis | Cluster | NodeRedisClient {
     return this.#connection.client;
   }
 
@@ -117,7 +131,10 @@ export class RedisBackend implements LockBackend {
         },
       },
     )) as [number, string | number];
-    if (reply[0] === 1) return { acquired: true, fence: BigInt(reply[1]) };
+    if (reply[0] === 1) {
+      if (this.#options.waitForReplicas) await this.#replicated(request, 'tryAcquire');
+      return { acquired: true, fence: BigInt(reply[1]) };
+    }
     if (reply[0] === -2) throw limitMismatch(request, reply[1]);
     const remaining = Number(reply[1]);
     return remaining >= 0 ? { acquired: false, retryAfterMs: remaining } : { acquired: false };
@@ -128,7 +145,21 @@ export class RedisBackend implements LockBackend {
     try {
       this.#throwIfClosed();
       const { keys, list } = this.#keysOf(request.key);
-      return acquireInQueue(this.#queue, keys, list, request, options);
+      const granted = acquireInQueue(this.#queue, keys, list, request, options);
+      if (!this.#options.waitForReplicas) return granted;
+      return granted.then(async (grant) => {
+        // The grant may have been written on another connection (a blocking one, or the releaser's
+        // handoff): renewing it here makes it a write of this connection, which WAIT covers.
+        const renewed = await this.#connection
+          .run(SCRIPTS.extend, list, [request.token, Math.ceil(request.ttlMs)])
+          .catch(async (error: unknown) => {
+            await this.release(request).catch(() => undefined);
+            throw error;
+          });
+        if (renewed !== 1) return grant; // Already lost: the core finds out at the first extend.
+        await this.#replicated(request, 'acquire');
+        return grant;
+      });
     } catch (error) {
       return Promise.reject(error as Error);
     }
@@ -142,7 +173,10 @@ export class RedisBackend implements LockBackend {
       [lease.token, Math.ceil(ttlMs)],
       { signal: options?.signal },
     );
-    if (code === 1) return { extended: true };
+    if (code === 1) {
+      if (this.#options.waitForReplicas) await this.#replicated(lease, 'extend');
+      return { extended: true };
+    }
     return { extended: false, reason: code === 0 ? 'expired' : 'not-owner' };
   }
 
@@ -238,6 +272,30 @@ export class RedisBackend implements LockBackend {
     for (const [wait] of waits) wait.abort(reason);
     await Promise.allSettled(waits.map(([, waiting]) => waiting));
     await this.#connection.close();
+  }
+
+  /**
+   * `WAIT` for `waitForReplicas.replicas` acknowledgements of this connection's writes so far (the
+   * grant or renewal just made). Too few fail the attempt, retryably: a grant is given back first
+   * (an extend just does not count as renewed).
+   */
+  async #replicated(
+    lease: LeaseRef,
+    operation: 'tryAcquire' | 'acquire' | 'extend',
+  ): Promise<void> {
+    const { replicas, timeoutMs } = this.#options.waitForReplicas!;
+    let acknowledged: number;
+    try {
+      acknowledged = await this.#connection.waitForReplicas!(replicas, timeoutMs);
+    } catch (error) {
+      if (operation !== 'extend') await this.release(lease).catch(() => undefined);
+      throw error;
+    }
+    if (acknowledged >= replicas) return;
+    if (operation !== 'extend') await this.release(lease).catch(() => undefined);
+    throw new BackendUnavailableError(
+      `redis ${operation} failed: ${acknowledged} of ${replicas} replicas acknowledged it within ${timeoutMs} ms (waitForReplicas)`,
+    );
   }
 
   /** The Redis keys of `key`, built once per lock while it is in use. */

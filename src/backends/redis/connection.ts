@@ -86,4 +86,10 @@ export interface RedisConnection {
   subscribe?(channel: string, onMessage: (message: string) => void): Promise<() => Promise<void>>;
   /** Close the connections the layer opened (a client passed in by the user stays open). */
   close(): Promise<void>;
+  /**
+   * `WAIT replicas timeoutMs` on the connection `run` sends on: resolves with how many replicas
+   * acknowledged every write that connection made so far (fewer than `replicas` once `timeoutMs`
+   * passed). Optional: absent where calls run on many connections (a Cluster client).
+   */
+  waitForReplicas?(replicas: number, timeoutMs: number): Promise<number>;
 }

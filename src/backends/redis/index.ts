@@ -1,5 +1,5 @@
 /**
- * `distlock/redis`: locks in Redis (standalone or Cluster) over ioredis. One Lua script per
+ * `distlock/redis`: locks in Redis (standalone or Cluster) over ioredis or node-redis (`redis`). One Lua script per
  * operation (one round trip), a fence from the counter of the lock's Cluster slot with every
  * grant (bounded state: see `keys.ts`), a FIFO queue of waiters with the lock handed over inside
  * the release script, read-write locks and semaphores on the same keys (`locks.readWrite(key)`,
@@ -30,11 +30,27 @@ import type { RedisBackendOptions } from './options.js';
 
 export { RedisBackend } from './backend.js';
 export { REDIS_CLIENT_DEFAULTS } from './ioredis/connection.js';
+export { NODE_REDIS_CLIENT_DEFAULTS } from './node-redis/connection.js';
+export type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/client.js';
+export {
+  createRedisConnection,
+  type RedisClientConnection,
+  type RedisClientLibrary,
+  type RedisConnectionOptions,
+} from './create-connection.js';
+export type {
+  BlockingConnection,
+  LuaScript,
+  PopOutcome,
+  RedisConnection,
+  RunOptions,
+} from './connection.js';
 export { REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
 
 /**
- * A lock backend over Redis. Pass your ioredis `client` (a `Redis` or a `Cluster`; it stays
- * open) or a `url` (the backend builds its own client and quits it on `close()`).
+ * A lock backend over Redis. Pass your `client` (ioredis `Redis` or `Cluster`, or a connected
+ * node-redis client; it stays open) or a `url` (the backend builds its own client, with ioredis
+ * unless `clientLibrary: 'node-redis'`, and quits it on `close()`).
  * @throws InvalidArgumentError for a bad option, e.g. a malformed `url`.
  */
 export function redisBackend(options: RedisBackendOptions): RedisBackend {

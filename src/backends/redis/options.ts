@@ -4,23 +4,43 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../core/errors.js';
+import type { RedisClientLibrary } from './create-connection.js';
+import type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/client.js';
 
 /** Options of {@link redisBackend}: pass exactly one of `client` or `url`. */
 export interface RedisBackendOptions {
   /**
-   * Your ioredis `Redis` or `Cluster` client. It stays open when the backend closes. The backend
-   * listens to its `error` events while open (to give a failure its root cause), which also
-   * keeps ioredis from printing them as unhandled.
+   * Your client: an ioredis `Redis` or `Cluster`, or a node-redis (`redis` v5) client from
+   * `createClient()`, connected by you (told apart by shape). It stays open when the backend
+   * closes. The backend listens to its `error` events while open (to give a failure its root
+   * cause), which also keeps the library from printing them as unhandled (ioredis) or throwing
+   * them (node-redis).
    */
-  readonly client?: Redis | Cluster;
+  readonly client?: Redis | Cluster | NodeRedisClient;
   /**
-   * A `redis://` or `rediss://` URL with a host; the backend builds its own client (failing fast
-   * while Redis is unreachable, and within `connectTimeout` for an address that never answers:
-   * see `REDIS_CLIENT_DEFAULTS`) and quits it on `close()`.
+   * A URL with a host; the backend builds its own client (failing fast while Redis is unreachable,
+   * and within `connectTimeout` for an address that never answers: see `REDIS_CLIENT_DEFAULTS`)
+   * and quits it on `close()`. Forms: `redis://[user:password@]host:port[/db]` and `rediss://…`
+   * (TLS); `redis+cluster://[user:password@]host:port,host:port…` (a Redis Cluster through these
+   * startup nodes; `rediss+cluster://` with TLS); `redis+sentinel://[user:password@]host:port,
+   * host:port…/mastername[?db=n]` (the master these Sentinels name, followed across failovers;
+   * the credentials are the master's, `redisOptions.sentinelPassword` the Sentinels'). The
+   * cluster and Sentinel forms need ioredis.
    */
   readonly url?: string;
+  /**
+   * The library of the client built from `url`: `'ioredis'`, or `'node-redis'` (the `redis`
+   * package, an optional peer). Ignored with `client` (its own library is used).
+   * @default 'ioredis'
+   */
+  readonly clientLibrary?: RedisClientLibrary;
   /** Extra ioredis options for the client built from `url`. @default none */
   readonly redisOptions?: RedisOptions;
+  /**
+   * Extra node-redis `createClient` options for the client built from `url` with
+   * `clientLibrary: 'node-redis'`. @default none
+   */
+  readonly nodeRedisOptions?: NodeRedisClientOptions;
   /**
    * Prepended to every Redis key. Keys look like `<prefix>{<lock key>}` plus suffixes, and
    * `<prefix>fences{<tag>}` for the fence counters. It may not contain `{` or `}`: a hash tag in
@@ -52,6 +72,30 @@ export interface RedisBackendOptions {
    * @default 16
    */
   readonly maxBlockingConnections?: number;
+  /**
+   * Replica acknowledgement of every grant and renewal, for a master that may fail over (Redis
+   * Sentinel): after each acquire and extend the backend sends `WAIT replicas timeoutMs`, and
+   * fewer acknowledgements than `replicas` make the attempt fail (retryable): an acquire gives
+   * back what it took and fails, an extend does not renew. Without it, a grant the master
+   * acknowledged but had not yet sent to its replicas is lost if that master dies, and a replica
+   * promoted in its place may grant the same lock to another client while the first still holds
+   * it (see the README's guarantees). Not available on a Redis Cluster client (calls run on many
+   * connections).
+   * @default undefined (no WAIT)
+   */
+  readonly waitForReplicas?: WaitForReplicasOptions;
+}
+
+/** See {@link RedisBackendOptions.waitForReplicas}. */
+export interface WaitForReplicasOptions {
+  /** How many replicas must acknowledge each grant and renewal (at least 1). */
+  readonly replicas: number;
+  /**
+   * How long `WAIT` may wait for them, in ms. Counts against the acquire's wait and the lease's
+   * renewal margin, so keep it well below the TTL.
+   * @default 500
+   */
+  readonly timeoutMs?: number;
 }
 
 /** Every default of {@link RedisBackendOptions}. */
@@ -61,6 +105,7 @@ export const REDIS_DEFAULTS = Object.freeze({
   queueEntryTtlMs: 3_000,
   pollIntervalMs: 100,
   maxBlockingConnections: 16,
+  waitForReplicasTimeoutMs: 500,
 });
 
 /** Validated options of the lock logic: every field present. */
@@ -70,6 +115,7 @@ export interface ResolvedRedisOptions {
   readonly queueEntryTtlMs: number;
   readonly pollIntervalMs: number;
   readonly maxBlockingConnections: number;
+  readonly waitForReplicas: { readonly replicas: number; readonly timeoutMs: number } | undefined;
 }
 
 function positiveInteger(option: string, value: unknown, max = 2_147_483_647): number {
@@ -113,5 +159,29 @@ export function resolveOptions(options: RedisBackendOptions): ResolvedRedisOptio
   ) {
     throw new InvalidArgumentError('maxBlockingConnections', 'must be an integer >= 0');
   }
-  return { prefix, commandTimeoutMs, queueEntryTtlMs, pollIntervalMs, maxBlockingConnections };
+  const wait = options.waitForReplicas;
+  let waitForReplicas: ResolvedRedisOptions['waitForReplicas'];
+  if (wait !== undefined) {
+    if (typeof wait !== 'object' || wait === null) {
+      throw new InvalidArgumentError(
+        'waitForReplicas',
+        'must be an object { replicas, timeoutMs? }',
+      );
+    }
+    waitForReplicas = {
+      replicas: positiveInteger('waitForReplicas.replicas', wait.replicas, 1_000),
+      timeoutMs: positiveInteger(
+        'waitForReplicas.timeoutMs',
+        wait.timeoutMs ?? REDIS_DEFAULTS.waitForReplicasTimeoutMs,
+      ),
+    };
+  }
+  return {
+    prefix,
+    commandTimeoutMs,
+    queueEntryTtlMs,
+    pollIntervalMs,
+    maxBlockingConnections,
+    waitForReplicas,
+  };
 }

@@ -5,9 +5,10 @@
  * to jittered polling), and closed with the backend. They never reconnect or retry by themselves:
  * a broken one rejects its `BLPOP` and is thrown away.
  */
-import { Command, type Cluster, type Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { BlockingConnection, LuaScript, PopOutcome } from '../connection.js';
 import type { RedisClient, ScriptRunner } from './script-runner.js';
+import { ioredis } from './library.js';
 import type { SocketRefs } from './socket-refs.js';
 
 /** Server-side `BLPOP` timeout: re-issued after this, so a silently dead socket is noticed. */
@@ -45,7 +46,7 @@ function duplicateForBlocking(client: RedisClient): RedisClient {
  * ioredis's per-method wrapper (argument flattening, callback support).
  */
 function send(connection: Redis, name: string, args: (string | number)[]): Promise<unknown> {
-  const command = new Command(name, args, {
+  const command = new (ioredis().Command)(name, args, {
     keyPrefix: connection.options.keyPrefix,
     replyEncoding: 'utf8',
   });

@@ -3,12 +3,14 @@
  * from a URL), its script runner, its pool of blocking connections, key enumeration, error
  * mapping and process keep-alive, behind the client-agnostic {@link RedisConnection}.
  */
-import { Redis, type Cluster, type RedisOptions } from 'ioredis';
-import { InvalidArgumentError } from '../../../core/errors.js';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { BackendUnavailableError, InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { BlockingPool } from './blocking-pool.js';
 import { ConnectionErrors, toLockError } from './errors.js';
+import { parseRedisUrl } from './deployment-url.js';
+import { ioredis } from './library.js';
 import { ScriptRunner, type RedisClient } from './script-runner.js';
 import { SocketRefs } from './socket-refs.js';
 import { Subscriber } from './subscriber.js';
@@ -51,23 +53,38 @@ function isRedisClient(value: unknown): value is RedisClient {
   );
 }
 
-/** A `redis://` or `rediss://` URL with a host; never echoed (it may carry a password). */
-function validateUrl(url: unknown): string {
-  let parsed: URL;
-  try {
-    if (typeof url !== 'string') throw new TypeError('not a string');
-    parsed = new URL(url);
-  } catch {
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+/**
+ * The client a URL asks for (see `deployment-url.ts`): a `Redis` for one server or a Sentinel
+ * master, a `Cluster` for a cluster, with the layer's defaults under the user's `redisOptions`.
+ */
+function clientFor(url: unknown, redisOptions: RedisOptions | undefined): RedisClient {
+  const deployment = parseRedisUrl(url);
+  const { Cluster, Redis } = ioredis();
+  if (deployment.kind === 'server') {
+    return new Redis(deployment.url, { ...REDIS_CLIENT_DEFAULTS, ...redisOptions });
   }
-  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-    throw new InvalidArgumentError('url', 'must be a redis:// or rediss:// URL');
+  const credentials = {
+    ...(deployment.username === undefined ? {} : { username: deployment.username }),
+    ...(deployment.password === undefined ? {} : { password: deployment.password }),
+    ...(deployment.tls ? { tls: {} } : {}),
+  };
+  if (deployment.kind === 'cluster') {
+    return new Cluster([...deployment.endpoints], {
+      // Waits only for the slots to be known (the first connect); calls fail fast after that.
+      enableOfflineQueue: true,
+      clusterRetryStrategy: REDIS_CLIENT_DEFAULTS.retryStrategy,
+      redisOptions: { ...REDIS_CLIENT_DEFAULTS, ...credentials, ...redisOptions },
+    });
   }
-  // ioredis would quietly target 127.0.0.1:6379 instead.
-  if (parsed.hostname === '') {
-    throw new InvalidArgumentError('url', 'must name a host, e.g. redis://127.0.0.1:6379');
-  }
-  return url as string;
+  return new Redis({
+    ...REDIS_CLIENT_DEFAULTS,
+    ...credentials,
+    sentinels: [...deployment.endpoints],
+    name: deployment.name,
+    ...(deployment.db === undefined ? {} : { db: deployment.db }),
+    // Ask the Sentinels again on every reconnect: after a failover the master has moved.
+    ...redisOptions,
+  });
 }
 
 /** Every password the client may send, to scrub from errors (as written and decoded). */
@@ -104,11 +121,13 @@ export class IoredisConnection implements RedisConnection {
       throw new InvalidArgumentError('client', 'pass exactly one of `client` or `url`');
     }
     if (options.client !== undefined && !isRedisClient(options.client)) {
-      throw new InvalidArgumentError('client', 'must be an ioredis Redis or Cluster instance');
+      throw new InvalidArgumentError(
+        'client',
+        'must be an ioredis Redis or Cluster, or a node-redis client',
+      );
     }
-    const url = options.url === undefined ? undefined : validateUrl(options.url);
-    const client =
-      options.client ?? new Redis(url!, { ...REDIS_CLIENT_DEFAULTS, ...options.redisOptions });
+    const url = options.url;
+    const client = options.client ?? clientFor(url, options.redisOptions);
     this.client = client;
     this.#owned = options.client === undefined;
     this.#commandTimeoutMs = options.commandTimeoutMs;
@@ -116,9 +135,12 @@ export class IoredisConnection implements RedisConnection {
     // Before the first connect attempt (which starts on a later tick): its error is the root
     // cause of the first calls' failures.
     this.#errors.follow(client);
-    if (this.#owned) this.#refs.own(client as Redis);
+    // A cluster's many connections are not followed: it keeps the process alive until closed.
+    if (this.#owned && !client.isCluster) this.#refs.own(client as Redis);
     this.#runner = new ScriptRunner(client, options.commandTimeoutMs, this.#errors, this.#refs);
     this.#pool = new BlockingPool(client, this.#runner, options.maxBlockingConnections, this.#refs);
+    // A Cluster runs calls on many connections: WAIT on one of them would say nothing.
+    if (client.isCluster) this.waitForReplicas = undefined;
   }
 
   run(
@@ -166,6 +188,35 @@ export class IoredisConnection implements RedisConnection {
     }
     this.#subscriber ??= new Subscriber(this.client as Redis, this.#refs);
     return this.#subscriber.subscribe(channel, onMessage);
+  }
+
+  /** `WAIT` on the one connection of a standalone or Sentinel client (see `RedisConnection`). */
+  readonly waitForReplicas: ((replicas: number, timeoutMs: number) => Promise<number>) | undefined =
+    (replicas, timeoutMs) => this.#wait(replicas, timeoutMs);
+
+  async #wait(replicas: number, timeoutMs: number): Promise<number> {
+    const client = this.client as Redis;
+    if (client.status !== 'ready') {
+      throw new BackendUnavailableError(`redis wait failed: connection is ${client.status}`, {
+        cause: this.#errors.connectionError(),
+      });
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new BackendUnavailableError(`redis wait failed: no answer in time`)),
+        timeoutMs + this.#commandTimeoutMs,
+      );
+    });
+    try {
+      return Number(
+        await Promise.race([client.call('WAIT', String(replicas), String(timeoutMs)), late]),
+      );
+    } catch (error) {
+      throw toLockError(error, 'wait', this.#errors);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   keepAlive(): () => void {

@@ -13,10 +13,11 @@
  * per-call method wrapper or a pipeline object. This is the hot path: no per-call timer (one
  * sweeping interval fails overdue calls) and no per-call closures beyond the promise's.
  */
-import { Command, type Cluster, type Redis } from 'ioredis';
+import type { Cluster, Command, Redis } from 'ioredis';
 import { BackendUnavailableError, type LockError } from '../../../core/errors.js';
 import type { LuaScript, RunOptions as CallOptions } from '../connection.js';
 import { toLockError, type ErrorContext } from './errors.js';
+import { ioredis } from './library.js';
 
 /** A user's or our own ioredis client. */
 export type RedisClient = Redis | Cluster;
@@ -110,6 +111,7 @@ export class ScriptRunner {
   readonly #timeoutMs: number;
   readonly #errors: ErrorContext;
   readonly #busy: BusyListener | undefined;
+  readonly #Command: typeof Command = ioredis().Command;
   /** True once a call was written in this tick: the next ones are corked. */
   #inTick = false;
   /** The socket corked for this tick's later calls, uncorked at the end of the tick. */
@@ -203,7 +205,7 @@ export class ScriptRunner {
     let i = 2;
     for (const key of keys) argv[i++] = key;
     for (const arg of args) argv[i++] = arg;
-    const command = new Command(
+    const command = new this.#Command(
       'evalsha',
       argv,
       via ? commandOptions(via) : (this.#commandOptions ??= commandOptions(client as Redis)),
