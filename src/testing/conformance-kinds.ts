@@ -310,12 +310,20 @@ export function kindsTests(ctx: SuiteContext): void {
         );
         await queued(locks, key, i + 1);
       }
+      // One release at a time, each grant seen before the next release: two grants in flight to
+      // two clients at once may reach them in either order, whatever order the store chose.
+      const grantsSeen = async (count: number) => {
+        const until = Date.now() + ms(10_000);
+        while (order.length < count && Date.now() < until) await delay(5);
+      };
       await held[0]!.release();
-      const w0 = await waiters[0]!;
+      await grantsSeen(1);
       await held[1]!.release();
-      const w1 = await waiters[1]!;
-      await w0.release();
-      await w1.release();
+      await grantsSeen(2);
+      await (await waiters[0]!).release();
+      await grantsSeen(3);
+      await (await waiters[1]!).release();
+      await grantsSeen(4);
       await Promise.all(waiters.slice(2).map(async (w) => (await w).release()));
       expect(order).toEqual([0, 1, 2, 3]);
     });
