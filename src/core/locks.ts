@@ -6,14 +6,7 @@ import { setMaxListeners } from 'node:events';
 import { ReadWriteLock } from '../primitives/read-write-lock.js';
 import { Semaphore, type SemaphoreOptions } from '../primitives/semaphore.js';
 import { deadline, NO_PARENTS, throwIfAborted, type Deadline } from './abort.js';
-import type {
-  AcquireResult,
-  HolderInfo,
-  LockBackend,
-  LockInfo,
-  LockMode,
-  ReleaseOutcome,
-} from './backend.js';
+import type { AcquireResult, LockBackend, LockInfo, ReleaseOutcome } from './backend.js';
 import {
   InvalidArgumentError,
   LimitMismatchError,
@@ -41,31 +34,21 @@ import {
 import { withTimeout } from './race.js';
 import { startRenewal } from './renewal.js';
 import { randomToken, type TokenGenerator } from './tokens.js';
+import type {
+  AcquireOptions,
+  KindOperations,
+  LockState,
+  TryAcquireOptions,
+  WithLockOptions,
+} from './acquire-options.js';
 
-/**
- * What the store says about a key, as the manager returns it: {@link LockInfo} with `mode` and
- * `holders` always filled in (for backends that report only one holder, from that holder).
- */
-export type LockState = LockInfo & {
-  readonly mode: LockMode;
-  readonly holders: readonly HolderInfo[];
-};
-
-/**
- * @internal What the read-write lock and the semaphore call on the manager that made them: the
- * manager's own acquire paths, with a claim other than the mutex's.
- */
-export interface KindOperations {
-  acquire(key: string, options: AcquireOptions, claim: Claim): Promise<Lease>;
-  tryAcquire(key: string, options: TryAcquireOptions, claim: Claim): Promise<Lease | null>;
-  withLease<T>(
-    key: string,
-    fn: (lease: Lease) => Promise<T> | T,
-    options: WithLockOptions,
-    claim: Claim,
-  ): Promise<T>;
-  inspect(key: string): Promise<LockState | null>;
-}
+export type {
+  AcquireOptions,
+  KindOperations,
+  LockState,
+  TryAcquireOptions,
+  WithLockOptions,
+} from './acquire-options.js';
 
 /** Options of {@link createLocks}. */
 export interface LockManagerOptions {
@@ -106,27 +89,6 @@ export interface LockManagerOptions {
    * @default 10_000
    */
   readonly operationTimeoutMs?: number;
-}
-
-/** Options of {@link LockManager.acquire}. */
-export interface AcquireOptions {
-  /** Lease time-to-live. @default the manager's `ttlMs` */
-  readonly ttlMs?: number;
-  /** How long to wait for a held lock; 0 tries once. @default the manager's `waitMs` */
-  readonly waitMs?: number;
-  /** Cancels the wait; the promise rejects with `signal.reason` and nothing is left held. */
-  readonly signal?: AbortSignal;
-  /** Use this token instead of generating one (e.g. to make a retried request idempotent). */
-  readonly token?: string;
-}
-
-/** Options of {@link LockManager.tryAcquire}. */
-export type TryAcquireOptions = Omit<AcquireOptions, 'waitMs'>;
-
-/** Options of {@link LockManager.withLock}. */
-export interface WithLockOptions extends AcquireOptions {
-  /** How often the lease is renewed while `fn` runs. @default a third of `ttlMs` */
-  readonly renewEveryMs?: number;
 }
 
 /**

@@ -17,7 +17,7 @@ import type {
   LockState,
   TryAcquireOptions,
   WithLockOptions,
-} from '../core/locks.js';
+} from '../core/acquire-options.js';
 
 /**
  * Made by `locks.readWrite(key)`.

@@ -16,7 +16,7 @@ import type {
   LockState,
   TryAcquireOptions,
   WithLockOptions,
-} from '../core/locks.js';
+} from '../core/acquire-options.js';
 import { InvalidArgumentError } from '../core/errors.js';
 
 /** Options of `locks.semaphore(key, options)`. */
