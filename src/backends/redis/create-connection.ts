@@ -56,12 +56,6 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeoutMs: options.commandTimeoutMs,
     maxBlockingConnections: options.maxBlockingConnections,
   };
-  if (isNodeRedisCluster(options.client)) {
-    throw new InvalidArgumentError(
-      'client',
-      'a node-redis cluster is not supported yet: pass an ioredis Cluster or a redis+cluster:// URL',
-    );
-  }
   if (options.client === undefined && library === 'node-redis') {
     // node-redis builds a client for one server; clusters and Sentinel URLs are ioredis's.
     if (parseRedisUrl(options.url).kind !== 'server') {
@@ -73,6 +67,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
   }
   if (
     isNodeRedisClient(options.client) ||
+    isNodeRedisCluster(options.client) ||
     (options.client === undefined && library === 'node-redis')
   ) {
     return new NodeRedisConnection({

@@ -11,7 +11,8 @@ import type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/clien
 export interface RedisBackendOptions {
   /**
    * Your client: an ioredis `Redis` or `Cluster`, or a node-redis (`redis` v5) client from
-   * `createClient()`, connected by you (told apart by shape). It stays open when the backend
+   * `createClient()` or cluster from `createCluster()` (whose waiters poll), connected by you
+   * (told apart by shape). It stays open when the backend
    * closes. The backend listens to its `error` events while open (to give a failure its root
    * cause), which also keeps the library from printing them as unhandled (ioredis) or throwing
    * them (node-redis).
