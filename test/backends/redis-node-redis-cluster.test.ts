@@ -103,9 +103,9 @@ describe('redis over a node-redis cluster', () => {
     client.on('error', () => undefined);
     await client.connect();
     try {
-      expect(() =>
-        redisBackend({ client: client as never, waitForReplicas: { replicas: 1 } }),
-      ).toThrow(/waitForReplicas/);
+      expect(() => redisBackend({ client, waitForReplicas: { replicas: 1 } })).toThrow(
+        /waitForReplicas/,
+      );
     } finally {
       client.destroy();
     }
@@ -191,7 +191,8 @@ describe('redis over a node-redis cluster', () => {
       100,
     );
     expect((error as LockErrorType).retryable).toBe(true);
-    expect(inspect(rootCause(error))).toMatch(/ECONNREFUSED|not connected|closed/i);
+    // Its root cause is the master's own connection failure.
+    expect((rootCause(error) as Error).message).toMatch(/ECONNREFUSED|Socket closed/);
     await expect(lease.extend()).rejects.toBeInstanceOf(LockError);
     const waited = await waiting.catch((e: unknown) => e);
     expect(waited).toBeInstanceOf(LockError);

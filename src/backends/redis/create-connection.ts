@@ -14,6 +14,7 @@ import {
   type NodeRedisClient,
   type NodeRedisClientOptions,
 } from './node-redis/client.js';
+import type { NodeRedisCluster } from './node-redis/cluster-client.js';
 import { NodeRedisConnection } from './node-redis/connection.js';
 
 /** The client libraries a connection can be built with. */
@@ -22,7 +23,7 @@ export type RedisClientLibrary = 'ioredis' | 'node-redis';
 /** Options of {@link createRedisConnection}. */
 export interface RedisConnectionOptions {
   /** The user's client: ioredis `Redis` or `Cluster`, or node-redis `createClient()`. */
-  readonly client?: Redis | Cluster | NodeRedisClient | undefined;
+  readonly client?: Redis | Cluster | NodeRedisClient | NodeRedisCluster | undefined;
   /** Or a `redis://`/`rediss://` URL to build a client from (owned: closed by `close()`). */
   readonly url?: string | undefined;
   /** Library of the client built from `url`. @default 'ioredis' */

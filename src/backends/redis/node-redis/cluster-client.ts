@@ -36,7 +36,7 @@ export interface NodeRedisCluster {
   sendCommand(
     firstKey: string | undefined,
     isReadonly: boolean | undefined,
-    args: readonly string[],
+    args: string[],
     options?: NodeRedisCommandOptions,
   ): Promise<unknown>;
   nodeClient(node: MasterNode): Promise<NodeClient>;
@@ -92,7 +92,8 @@ export function clusterAsClient(cluster: NodeRedisCluster): NodeRedisClient {
           ),
         );
       }
-      return cluster.sendCommand(key, false, args, commandOptions);
+      // The command line is built afresh for each call (`script-runner.ts`): not shared.
+      return cluster.sendCommand(key, false, args as string[], commandOptions);
     },
     duplicate() {
       throw new Error('a node-redis cluster has no blocking connections: its waiters poll');

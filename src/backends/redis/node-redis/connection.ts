@@ -42,12 +42,16 @@ export interface NodeRedisConnectionOptions {
 
 /** Every password the client may send, to scrub from errors (as written and decoded). */
 function secretsOfClient(client: NodeRedisClient, url: string | undefined): string[] {
-  const options = client.options as NodeRedisClientOptions | undefined;
-  const found = [url, options?.url].flatMap((text) =>
+  const options = client.options as
+    | (NodeRedisClientOptions & { rootNodes?: readonly NodeRedisClientOptions[] | undefined })
+    | undefined;
+  // A cluster's (see `cluster-client.ts`): its defaults, and each root node's URL and password.
+  const all = [options, ...(options?.rootNodes ?? [])];
+  const found = [url, ...all.map((each) => each?.url)].flatMap((text) =>
     typeof text === 'string' ? secretsOf(text) : [],
   );
-  if (typeof options?.password === 'string' && options.password !== '') {
-    found.push(options.password);
+  for (const each of all) {
+    if (typeof each?.password === 'string' && each.password !== '') found.push(each.password);
   }
   return [...new Set(found)];
 }
