@@ -59,6 +59,18 @@ runConformanceSuite({
   name: 'redis-cluster (node-redis)',
   createBackend: () => nodeRedisClusterBackend(nodeList()),
   processBackendModule: fixture,
+  // The servers have no such user: AUTH is refused, so the cluster's connect fails, its errors
+  // (followed by the backend from the start) carrying whatever node-redis put in them.
+  createBackendWithSecret: async () => {
+    const secret = 'Secr3tPw-node-redis-cluster';
+    const client = createCluster({
+      rootNodes: nodeList().map((node) => ({ url: `redis://nobody:${secret}@${node}` })),
+    });
+    const backend = redisBackend({ client });
+    backends.push(backend);
+    await client.connect().catch(() => undefined);
+    return { backend, secret };
+  },
 });
 
 let keyCounter = 0;
