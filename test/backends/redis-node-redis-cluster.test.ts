@@ -108,13 +108,17 @@ function freshKeyOff(index: number, label: string): string {
 }
 
 describe('redis over a node-redis cluster', () => {
-  it('refuses waitForReplicas (WAIT on one of many connections says nothing), naming it', async () => {
+  it('exposes the cluster passed in and leaves it open; refuses waitForReplicas (WAIT on one of many connections says nothing), naming it', async () => {
     const client = createCluster({
       rootNodes: nodeList().map((node) => ({ url: `redis://${node}` })),
     });
     client.on('error', () => undefined);
     await client.connect();
     try {
+      const backend = redisBackend({ client });
+      expect(backend.client, "the backend exposes the user's cluster itself").toBe(client);
+      await backend.close();
+      expect(client.isOpen, 'and leaves it open').toBe(true);
       expect(() => redisBackend({ client, waitForReplicas: { replicas: 1 } })).toThrow(
         /waitForReplicas/,
       );
