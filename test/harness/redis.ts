@@ -144,6 +144,8 @@ export interface RedisCluster {
   readonly ports: readonly number[];
   /** Startup nodes for `new Cluster(nodes)`. */
   readonly nodes: readonly { host: string; port: number }[];
+  /** The masters' processes, in the order of `ports` (to kill or pause one in a fault test). */
+  readonly processes: readonly ChildProcess[];
   stop(): Promise<void>;
 }
 
@@ -217,5 +219,10 @@ async function startRedisClusterOnce(): Promise<RedisCluster> {
     await stop();
     throw error;
   }
-  return { ports, nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop };
+  return {
+    ports,
+    nodes: ports.map((port) => ({ host: '127.0.0.1', port })),
+    processes: children,
+    stop,
+  };
 }

@@ -14,6 +14,7 @@ import {
   type NodeRedisClient,
   type NodeRedisClientOptions,
 } from './node-redis/client.js';
+import type { NodeRedisCluster } from './node-redis/cluster-client.js';
 import { NodeRedisConnection } from './node-redis/connection.js';
 
 /** The client libraries a connection can be built with. */
@@ -22,7 +23,7 @@ export type RedisClientLibrary = 'ioredis' | 'node-redis';
 /** Options of {@link createRedisConnection}. */
 export interface RedisConnectionOptions {
   /** The user's client: ioredis `Redis` or `Cluster`, or node-redis `createClient()`. */
-  readonly client?: Redis | Cluster | NodeRedisClient | undefined;
+  readonly client?: Redis | Cluster | NodeRedisClient | NodeRedisCluster | undefined;
   /** Or a `redis://`/`rediss://` URL to build a client from (owned: closed by `close()`). */
   readonly url?: string | undefined;
   /** Library of the client built from `url`. @default 'ioredis' */
@@ -56,12 +57,6 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
     commandTimeoutMs: options.commandTimeoutMs,
     maxBlockingConnections: options.maxBlockingConnections,
   };
-  if (isNodeRedisCluster(options.client)) {
-    throw new InvalidArgumentError(
-      'client',
-      'a node-redis cluster is not supported yet: pass an ioredis Cluster or a redis+cluster:// URL',
-    );
-  }
   if (options.client === undefined && library === 'node-redis') {
     // node-redis builds a client for one server; clusters and Sentinel URLs are ioredis's.
     if (parseRedisUrl(options.url).kind !== 'server') {
@@ -73,6 +68,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCli
   }
   if (
     isNodeRedisClient(options.client) ||
+    isNodeRedisCluster(options.client) ||
     (options.client === undefined && library === 'node-redis')
   ) {
     return new NodeRedisConnection({

@@ -32,6 +32,7 @@ export { RedisBackend } from './backend.js';
 export { REDIS_CLIENT_DEFAULTS } from './ioredis/connection.js';
 export { NODE_REDIS_CLIENT_DEFAULTS } from './node-redis/connection.js';
 export type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/client.js';
+export type { NodeRedisCluster } from './node-redis/cluster-client.js';
 export {
   createRedisConnection,
   type RedisClientConnection,
@@ -49,7 +50,7 @@ export { REDIS_DEFAULTS, type RedisBackendOptions } from './options.js';
 
 /**
  * A lock backend over Redis. Pass your `client` (ioredis `Redis` or `Cluster`, or a connected
- * node-redis client; it stays open) or a `url` (the backend builds its own client, with ioredis
+ * node-redis client or cluster; it stays open) or a `url` (the backend builds its own client, with ioredis
  * unless `clientLibrary: 'node-redis'`, and quits it on `close()`).
  * @throws InvalidArgumentError for a bad option, e.g. a malformed `url`.
  */

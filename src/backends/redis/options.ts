@@ -6,17 +6,18 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { InvalidArgumentError } from '../../core/errors.js';
 import type { RedisClientLibrary } from './create-connection.js';
 import type { NodeRedisClient, NodeRedisClientOptions } from './node-redis/client.js';
+import type { NodeRedisCluster } from './node-redis/cluster-client.js';
 
 /** Options of {@link redisBackend}: pass exactly one of `client` or `url`. */
 export interface RedisBackendOptions {
   /**
    * Your client: an ioredis `Redis` or `Cluster`, or a node-redis (`redis` v5) client from
-   * `createClient()`, connected by you (told apart by shape). It stays open when the backend
-   * closes. The backend listens to its `error` events while open (to give a failure its root
+   * `createClient()` or cluster from `createCluster()` (whose waiters poll), connected by you
+   * (told apart by shape). It stays open when the backend closes. The backend listens to its `error` events while open (to give a failure its root
    * cause), which also keeps the library from printing them as unhandled (ioredis) or throwing
    * them (node-redis).
    */
-  readonly client?: Redis | Cluster | NodeRedisClient;
+  readonly client?: Redis | Cluster | NodeRedisClient | NodeRedisCluster;
   /**
    * A URL with a host; the backend builds its own client (failing fast while Redis is unreachable,
    * and within `connectTimeout` for an address that never answers: see `REDIS_CLIENT_DEFAULTS`)

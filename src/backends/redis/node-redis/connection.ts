@@ -7,8 +7,10 @@ import { BackendUnavailableError, InvalidArgumentError } from '../../../core/err
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
 import { NodeRedisBlockingPool } from './blocking-pool.js';
+import { clusterAsClient, scanCluster, type NodeRedisCluster } from './cluster-client.js';
 import {
   isNodeRedisClient,
+  isNodeRedisCluster,
   loadCreateClient,
   type NodeRedisClient,
   type NodeRedisClientOptions,
@@ -40,12 +42,16 @@ export interface NodeRedisConnectionOptions {
 
 /** Every password the client may send, to scrub from errors (as written and decoded). */
 function secretsOfClient(client: NodeRedisClient, url: string | undefined): string[] {
-  const options = client.options as NodeRedisClientOptions | undefined;
-  const found = [url, options?.url].flatMap((text) =>
+  const options = client.options as
+    | (NodeRedisClientOptions & { rootNodes?: readonly NodeRedisClientOptions[] | undefined })
+    | undefined;
+  // A cluster's (see `cluster-client.ts`): its defaults, and each root node's URL and password.
+  const all = [options, ...(options?.rootNodes ?? [])];
+  const found = [url, ...all.map((each) => each?.url)].flatMap((text) =>
     typeof text === 'string' ? secretsOf(text) : [],
   );
-  if (typeof options?.password === 'string' && options.password !== '') {
-    found.push(options.password);
+  for (const each of all) {
+    if (typeof each?.password === 'string' && each.password !== '') found.push(each.password);
   }
   return [...new Set(found)];
 }
@@ -56,7 +62,7 @@ function secretsOfClient(client: NodeRedisClient, url: string | undefined): stri
  * unref'd while idle).
  */
 export class NodeRedisConnection implements RedisConnection {
-  /** The client in use (yours, or the one built from the URL). */
+  /** The client in use (yours, or the one built from the URL; a cluster behind the client shape). */
   readonly client: NodeRedisClient;
   readonly #owned: boolean;
   readonly #errors: NodeRedisConnectionErrors;
@@ -64,16 +70,23 @@ export class NodeRedisConnection implements RedisConnection {
   readonly #runner: NodeRedisScriptRunner;
   readonly #pool: NodeRedisBlockingPool;
   readonly #commandTimeoutMs: number;
+  readonly #cluster: NodeRedisCluster | undefined;
+  /** What the runner drives: the client, or the cluster's adapter. */
+  readonly #driven: NodeRedisClient;
 
   /** @throws InvalidArgumentError for a bad `client`, or `redis` missing for a `url`. */
   constructor(options: NodeRedisConnectionOptions) {
     if ((options.client === undefined) === (options.url === undefined)) {
       throw new InvalidArgumentError('client', 'pass exactly one of `client` or `url`');
     }
-    if (options.client !== undefined && !isNodeRedisClient(options.client)) {
+    const cluster = isNodeRedisCluster(options.client)
+      ? (options.client as unknown as NodeRedisCluster)
+      : undefined;
+    if (options.client !== undefined && !cluster && !isNodeRedisClient(options.client)) {
       throw new InvalidArgumentError('client', 'must be a node-redis client (createClient())');
     }
-    let client = options.client;
+    this.#cluster = cluster;
+    let client = cluster ? clusterAsClient(cluster) : options.client;
     if (client === undefined) {
       const createClient = loadCreateClient();
       const extra = options.clientOptions ?? {};
@@ -83,7 +96,9 @@ export class NodeRedisConnection implements RedisConnection {
         socket: { ...NODE_REDIS_CLIENT_DEFAULTS, ...extra.socket },
       });
     }
-    this.client = client;
+    // The user's cluster itself, not its adapter.
+    this.client = cluster ? (cluster as unknown as NodeRedisClient) : client;
+    this.#driven = client;
     this.#owned = options.client === undefined;
     this.#commandTimeoutMs = options.commandTimeoutMs;
     this.#errors = new NodeRedisConnectionErrors(secretsOfClient(client, options.url));
@@ -97,9 +112,11 @@ export class NodeRedisConnection implements RedisConnection {
     this.#pool = new NodeRedisBlockingPool(
       client,
       this.#runner,
-      options.maxBlockingConnections,
+      // A cluster's waiters poll (see `cluster-client.ts`).
+      cluster ? 0 : options.maxBlockingConnections,
       this.#refs,
     );
+    if (cluster) this.waitForReplicas = undefined;
     if (this.#owned) {
       this.#refs.own(client);
       // Failures are reported through `error` events (followed above) and the calls.
@@ -125,6 +142,14 @@ export class NodeRedisConnection implements RedisConnection {
   }
 
   async scan(pattern: string, signal?: AbortSignal): Promise<string[]> {
+    if (this.#cluster) {
+      try {
+        return await scanCluster(this.#cluster, pattern, signal);
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        throw toLockError(error, 'list', this.#errors);
+      }
+    }
     const found: string[] = [];
     try {
       let cursor = '0';
@@ -149,8 +174,11 @@ export class NodeRedisConnection implements RedisConnection {
     return found;
   }
 
-  /** `WAIT` on the client's connection (see `RedisConnection`). */
-  async waitForReplicas(replicas: number, timeoutMs: number): Promise<number> {
+  /** `WAIT` on the client's connection (see `RedisConnection`); absent on a cluster. */
+  readonly waitForReplicas: ((replicas: number, timeoutMs: number) => Promise<number>) | undefined =
+    (replicas, timeoutMs) => this.#wait(replicas, timeoutMs);
+
+  async #wait(replicas: number, timeoutMs: number): Promise<number> {
     const client = this.client;
     if (!client.isReady) {
       throw new BackendUnavailableError('redis wait failed: not connected', {
@@ -190,7 +218,7 @@ export class NodeRedisConnection implements RedisConnection {
 
   async close(): Promise<void> {
     this.#pool.close();
-    this.#errors.unfollow(this.client);
+    this.#errors.unfollow(this.#driven);
     if (!this.#owned) return;
     const client = this.client;
     // Our listener is gone: an `error` event without one would be thrown.

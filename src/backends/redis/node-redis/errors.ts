@@ -33,6 +33,8 @@ const CONNECTION_FAILURES = new Set([
   'SocketClosedUnexpectedlyError',
   'DisconnectsClientError',
   'AbortError',
+  // The master of a cluster slot is disconnected (`cluster-client.ts`).
+  'ClusterNodeOfflineError',
 ]);
 
 /** The class names along `error`'s prototype chain (node-redis leaves `name` as `Error`). */
