@@ -255,10 +255,12 @@ describe('files backend', () => {
       const shortFrom = Date.now();
       await acquire(a, 'watched', 'short', 150);
       // No filesystem event announces an expiry: the expiry timer does. (On a loaded machine a
-      // poll may see the short lease only once it has ended: one change then covers both.)
+      // poll may see the short lease only once it has ended: one change then covers both.) Timers
+      // run on the monotonic clock and may fire a millisecond or so before Date.now() says: 20 ms
+      // of slack, still far past the acquire's own change.
       await waitUntil(
         'a change at or after expiry',
-        () => changedAt.some((at) => at >= shortFrom + 150),
+        () => changedAt.some((at) => at >= shortFrom + 130),
         5_000,
         5,
       );
