@@ -1,6 +1,5 @@
 /**
- * Maps ioredis failures onto distlock's typed errors: the store being unreachable or busy is a
- * retryable `BackendUnavailableError`; anything else Redis answered is a `BackendError`.
+ * What ioredis's errors mean for the shared mapping in `../errors.ts` (the policy lives there).
  *
  * ioredis reports a call that failed because the connection is down with its own bookkeeping
  * ("Reached the max retries per request limit", "Connection is closed."); the reason is the
@@ -8,30 +7,12 @@
  * remembers that error, and the typed error's `cause` chain ends at it (`connect ECONNREFUSED
  * 127.0.0.1:1`). Every cause is a sanitized copy with the connection's secrets scrubbed.
  */
-import { BackendError, BackendUnavailableError, LockError } from '../../../core/errors.js';
-import { redactSecrets, safeCause } from '../../../core/redact.js';
+import type { LockError } from '../../../core/errors.js';
+import { safeCause } from '../../../core/redact.js';
+import { typedRedisError, type ErrorContext } from '../errors.js';
 import type { RedisClient } from './script-runner.js';
 
-/** Reply prefixes that mean "try again later" rather than "your request is wrong". */
-const TRANSIENT_REPLIES = [
-  'LOADING',
-  'BUSY',
-  'TRYAGAIN',
-  'CLUSTERDOWN',
-  'MASTERDOWN',
-  'READONLY',
-  'NOREPLICAS',
-  'MOVED',
-  'ASK',
-];
-
-/** What failures of one connection are reported with. */
-export interface ErrorContext {
-  /** Passwords (as written and decoded) to scrub from every message and cause. */
-  readonly secrets: readonly string[];
-  /** The connection's last error while it is not connected, sanitized; else undefined. */
-  connectionError(): Error | undefined;
-}
+export type { ErrorContext } from '../errors.js';
 
 /**
  * Remembers the last connection-level error a client emitted (a refused connect, a timeout, a
@@ -96,38 +77,12 @@ function isConnectionFailure(error: unknown): boolean {
   );
 }
 
-/**
- * The typed error for a failed Redis call, with secrets scrubbed from its message and cause.
- * A failure because the connection is down gets the connection's last error as its root cause.
- */
+/** The typed error for a failed ioredis call (see `../errors.ts`). */
 export function toLockError(error: unknown, operation: string, context: ErrorContext): LockError {
-  if (error instanceof LockError) return error;
-  const raw = error instanceof Error ? error.message : String(error);
-  const message = redactSecrets(raw, context.secrets);
-  const isReply = error instanceof Error && error.name === 'ReplyError';
-  if (isReply && !TRANSIENT_REPLIES.some((prefix) => raw.startsWith(prefix))) {
-    return new BackendError(`redis ${operation} failed: ${message}`, {
-      cause: safeCause(error, context.secrets),
-    });
-  }
-  const root = isConnectionFailure(error) ? context.connectionError() : undefined;
-  if (root) {
-    // ioredis's bookkeeping ("max retries per request") says less than the reason itself.
-    return new BackendUnavailableError(
-      `redis ${operation} failed: not connected (${root.message})`,
-      {
-        cause: chained(error as Error, root, context.secrets),
-      },
-    );
-  }
-  return new BackendUnavailableError(`redis ${operation} failed: ${message}`, {
-    cause: safeCause(error, context.secrets),
+  const name = error instanceof Error ? error.name : 'Error';
+  return typedRedisError(error, operation, context, {
+    isReply: name === 'ReplyError',
+    isConnectionFailure: isConnectionFailure(error),
+    name,
   });
-}
-
-/** A sanitized copy of `error` whose cause is `root` (already sanitized). */
-function chained(error: Error, root: Error, secrets: readonly string[]): Error {
-  const link = new Error(error.message, { cause: root });
-  Object.defineProperty(link, 'name', { value: error.name, enumerable: false });
-  return safeCause(link, secrets);
 }

@@ -1,7 +1,6 @@
 /**
- * Maps node-redis failures onto distlock's typed errors, as `../ioredis/errors.ts` does for
- * ioredis: the store being unreachable or busy is a retryable `BackendUnavailableError`; anything
- * else Redis answered (an `ErrorReply`) is a `BackendError`.
+ * What node-redis's errors mean for the shared mapping in `../errors.ts` (the policy lives there):
+ * an `ErrorReply` is Redis's answer.
  *
  * node-redis rejects a call made while the connection is down with its own bookkeeping ("The
  * client is offline", "The client is closed", "Socket closed unexpectedly") and emits the reason
@@ -9,22 +8,10 @@
  * event, and the typed error's `cause` chain ends at it. Every cause is a sanitized copy with the
  * connection's secrets scrubbed.
  */
-import { BackendError, BackendUnavailableError, LockError } from '../../../core/errors.js';
-import { redactSecrets, safeCause } from '../../../core/redact.js';
+import type { LockError } from '../../../core/errors.js';
+import { safeCause } from '../../../core/redact.js';
+import { typedRedisError } from '../errors.js';
 import type { NodeRedisClient } from './client.js';
-
-/** Reply prefixes that mean "try again later" rather than "your request is wrong". */
-const TRANSIENT_REPLIES = [
-  'LOADING',
-  'BUSY',
-  'TRYAGAIN',
-  'CLUSTERDOWN',
-  'MASTERDOWN',
-  'READONLY',
-  'NOREPLICAS',
-  'MOVED',
-  'ASK',
-];
 
 /** node-redis's own reports of a connection that is down (its class names). */
 const CONNECTION_FAILURES = new Set([
@@ -46,11 +33,6 @@ function classNames(error: object): string[] {
     proto = Object.getPrototypeOf(proto) as object | null;
   }
   return names;
-}
-
-/** True for an error reply of the server (`ErrorReply` and its subclasses). */
-export function isErrorReply(error: unknown): error is Error {
-  return error instanceof Error && classNames(error).includes('ErrorReply');
 }
 
 /**
@@ -107,43 +89,16 @@ export class NodeRedisConnectionErrors {
   }
 }
 
-/**
- * The typed error for a failed node-redis call, with secrets scrubbed from its message and cause.
- * A failure because the connection is down gets the connection's last error as its root cause.
- */
+/** The typed error for a failed node-redis call (see `../errors.ts`). */
 export function toLockError(
   error: unknown,
   operation: string,
   context: NodeRedisConnectionErrors,
 ): LockError {
-  if (error instanceof LockError) return error;
-  const raw = error instanceof Error ? error.message : String(error);
-  const message = redactSecrets(raw, context.secrets);
-  if (isErrorReply(error) && !TRANSIENT_REPLIES.some((prefix) => raw.startsWith(prefix))) {
-    return new BackendError(`redis ${operation} failed: ${message}`, {
-      cause: safeCause(error, context.secrets),
-    });
-  }
-  const bookkeeping =
-    error instanceof Error && classNames(error).some((name) => CONNECTION_FAILURES.has(name));
-  const root = bookkeeping ? context.connectionError() : undefined;
-  if (root && root.message !== raw) {
-    return new BackendUnavailableError(
-      `redis ${operation} failed: not connected (${root.message})`,
-      { cause: chained(error as Error, root, context.secrets) },
-    );
-  }
-  return new BackendUnavailableError(`redis ${operation} failed: ${message}`, {
-    cause: safeCause(error, context.secrets),
+  const names = error instanceof Error ? classNames(error) : [];
+  return typedRedisError(error, operation, context, {
+    isReply: names.includes('ErrorReply'), // and its subclasses
+    isConnectionFailure: names.some((name) => CONNECTION_FAILURES.has(name)),
+    name: names[0] ?? (error instanceof Error ? error.name : 'Error'),
   });
-}
-
-/** A sanitized copy of `error` whose cause is `root` (already sanitized). */
-function chained(error: Error, root: Error, secrets: readonly string[]): Error {
-  const link = new Error(error.message, { cause: root });
-  Object.defineProperty(link, 'name', {
-    value: classNames(error)[0] ?? error.name,
-    enumerable: false,
-  });
-  return safeCause(link, secrets);
 }
