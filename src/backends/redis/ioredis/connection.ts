@@ -4,6 +4,7 @@
  * mapping and process keep-alive, behind the client-agnostic {@link RedisConnection}.
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { withTimeout } from '../../../core/race.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
@@ -201,21 +202,17 @@ export class IoredisConnection implements RedisConnection {
         cause: this.#errors.connectionError(),
       });
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BackendUnavailableError(`redis wait failed: no answer in time`)),
-        timeoutMs + this.#commandTimeoutMs,
-      );
-    });
     try {
+      // WAIT answers within its own timeout; the command timeout covers the round trip.
       return Number(
-        await Promise.race([client.call('WAIT', String(replicas), String(timeoutMs)), late]),
+        await withTimeout(
+          client.call('WAIT', String(replicas), String(timeoutMs)),
+          timeoutMs + this.#commandTimeoutMs,
+          () => 'redis wait',
+        ),
       );
     } catch (error) {
       throw toLockError(error, 'wait', this.#errors);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -3,6 +3,7 @@
  * built from a URL with `createClient`, behind the client-agnostic {@link RedisConnection}, as
  * `../ioredis/` does for ioredis.
  */
+import { withTimeout } from '../../../core/race.js';
 import { BackendUnavailableError, InvalidArgumentError } from '../../../core/errors.js';
 import { secretsOf } from '../../../core/redact.js';
 import type { BlockingConnection, LuaScript, RedisConnection, RunOptions } from '../connection.js';
@@ -185,24 +186,17 @@ export class NodeRedisConnection implements RedisConnection {
         cause: this.#errors.connectionError(),
       });
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new BackendUnavailableError(`redis wait failed: no answer in time`)),
-        timeoutMs + this.#commandTimeoutMs,
-      );
-    });
     try {
+      // WAIT answers within its own timeout; the command timeout covers the round trip.
       return Number(
-        await Promise.race([
+        await withTimeout(
           client.sendCommand(['WAIT', String(replicas), String(timeoutMs)]),
-          late,
-        ]),
+          timeoutMs + this.#commandTimeoutMs,
+          () => 'redis wait',
+        ),
       );
     } catch (error) {
       throw toLockError(error, 'wait', this.#errors);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
