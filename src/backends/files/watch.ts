@@ -21,6 +21,8 @@ interface Entry {
   watcher: FSWatcher | undefined;
   poll: ReturnType<typeof setInterval> | undefined;
   expiry: ReturnType<typeof setTimeout> | undefined;
+  /** When the armed expiry timer is due (undefined: none armed). */
+  expiryAt: number | undefined;
   /** Head name last seen, so a poll only announces real changes. */
   head: string | undefined;
   /** The directory went away while watched: watch it again once it exists. */
@@ -81,6 +83,7 @@ export class KeyWatchers {
       watcher: undefined,
       poll: undefined,
       expiry: undefined,
+      expiryAt: undefined,
       head: undefined,
       rewatch: false,
       reading: false,
@@ -137,15 +140,23 @@ export class KeyWatchers {
         entry.rewatch = false;
         this.#watchDir(entry);
       }
+      const now = Date.now();
+      // A read that ends after the armed expiry was due (a busy loop runs the I/O callback
+      // first) must not cancel that expiry's announcement: nothing else would announce it.
+      if (entry.expiryAt !== undefined && entry.expiryAt <= now) this.#announce(entry);
       clearTimeout(entry.expiry);
       entry.expiry = undefined;
-      const now = Date.now();
+      entry.expiryAt = undefined;
       const expiries = [...snapshot.state.holders, ...snapshot.state.intents]
         .map((held) => held.expiresAt)
         .filter((at) => at > now);
       if (expiries.length > 0) {
         const delayMs = Math.min(Math.min(...expiries) - now + 1, MAX_TIMER_MS);
-        entry.expiry = setTimeout(() => this.#announce(entry), delayMs);
+        entry.expiryAt = now + delayMs;
+        entry.expiry = setTimeout(() => {
+          entry.expiryAt = undefined;
+          this.#announce(entry);
+        }, delayMs);
         entry.expiry.unref();
       }
     } catch {
